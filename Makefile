@@ -1,0 +1,36 @@
+# A newcomer's entry points. Each target creates the virtualenv and installs the project when
+# the virtualenv is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test lint demo emulator clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip check
+	touch $@
+
+install: $(INSTALLED)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest
+
+demo: $(INSTALLED)
+	$(BIN)/poster-pipeline emulator
+
+emulator: $(INSTALLED)
+	$(BIN)/poster-pipeline emulator
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

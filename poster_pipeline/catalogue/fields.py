@@ -1,0 +1,120 @@
+"""Field types of Poster records and their coercion from whatever type the wire used.
+
+Poster is inconsistent about types: list methods send ids, flags and numbers as strings
+("supplier_id": "1", "delete": "0"), single getters send ints for the same fields
+("category_id": 30), and a few list fields are JSON numbers ("ingredient_weight": 0)
+(poster-api.md §1.7). Each catalogue field names its type here and is coerced on the way in,
+so everything downstream sees one Python type per column.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = ["CoercionError", "FieldType", "coerce"]
+
+
+class CoercionError(ValueError):
+    """A wire value does not fit its field type (the message names the value's type only)."""
+
+
+class FieldType(enum.Enum):
+    """How a field is stored: the Python type of the coerced value is in each member's comment."""
+
+    INTEGER = "integer"  # int: ids, foreign keys ("0" stays 0: Poster's "none"), counters
+    TEXT = "text"  # str
+    FLAG = "flag"  # bool: "0"/"1", 0/1, true/false
+    MONEY = "money"  # int, minor units (kopecks): Poster's menu and storage prices
+    QUANTITY = "quantity"  # Decimal: "443.45000", may be negative
+    JSON = "json"  # nested lists/objects, kept as decoded JSON
+
+
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n", ""}
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise CoercionError("a fractional number where an integer was expected")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise CoercionError("text that is not an integer") from None
+        if number == number.to_integral_value():
+            return int(number)
+        raise CoercionError("a fractional number where an integer was expected")
+    raise CoercionError(f"a {type(value).__name__} where an integer was expected")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise CoercionError(f"a {type(value).__name__} that is not a 0/1 flag")
+
+
+def _quantity(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise CoercionError("a boolean where a quantity was expected")
+    if isinstance(value, int | str):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise CoercionError("text that is not a number") from None
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    else:
+        raise CoercionError(f"a {type(value).__name__} where a quantity was expected")
+    if not number.is_finite():
+        raise CoercionError("a non-finite number")
+    return number
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise CoercionError(f"a {type(value).__name__} where text was expected")
+
+
+def coerce(field_type: FieldType, value: Any) -> Any:
+    """Coerce one wire value to ``field_type``; ``None`` (and "" for numbers) becomes ``None``.
+
+    Raises :class:`CoercionError` when the value cannot mean what the field says, rather than
+    storing a wrong number.
+    """
+    if value is None:
+        return None
+    if field_type is FieldType.JSON:
+        return value
+    if field_type is FieldType.TEXT:
+        return _text(value)
+    if field_type is FieldType.FLAG:
+        return _flag(value)
+    if isinstance(value, str) and not value.strip():
+        return None
+    if field_type in (FieldType.INTEGER, FieldType.MONEY):
+        return _integer(value)
+    return _quantity(value)

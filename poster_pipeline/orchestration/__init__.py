@@ -1,0 +1,1 @@
+"""The Dagster side: resources, assets, schedules and automation of poster-pipeline."""

@@ -1,0 +1,61 @@
+"""Typed records: a Poster object coerced by its catalogue entry, with the raw record kept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from poster_pipeline.catalogue import CoercionError, Entity, FieldType, coerce
+
+__all__ = ["PosterRecord", "RecordError", "to_record"]
+
+
+class RecordError(ValueError):
+    """A Poster object that cannot be typed (no key, or a value that does not fit its field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PosterRecord:
+    """One Poster object as the pipeline stores it.
+
+    ``values`` holds every catalogue field, coerced (a field Poster left out is ``None``);
+    ``raw`` is the object exactly as Poster sent it, so fields the catalogue does not type are
+    never lost; ``is_deleted`` is Poster's own soft-delete flag (absence is judged by the sync).
+    """
+
+    entity: str
+    id: int
+    values: Mapping[str, Any]
+    raw: Mapping[str, Any]
+    is_deleted: bool = False
+
+
+def to_record(entity: Entity, raw: Mapping[str, Any]) -> PosterRecord:
+    """Type ``raw`` by ``entity``'s fields. Raises :class:`RecordError` naming field and id."""
+    if not isinstance(raw, Mapping):
+        raise RecordError(f"{entity.name}: expected an object, got {type(raw).__name__}")
+    key_value = raw.get(entity.key)
+    values: dict[str, Any] = {}
+    for field in entity.fields:
+        try:
+            values[field.name] = coerce(field.type, raw.get(field.name))
+        except CoercionError as exc:
+            raise RecordError(
+                f"{entity.name} {entity.key}={key_value!r}: field {field.name!r} "
+                f"({field.type.value}) got {exc}"
+            ) from None
+    record_id = values[entity.key]
+    if record_id is None:
+        raise RecordError(f"{entity.name}: an object without {entity.key!r}")
+    deleted = False
+    if entity.delete_flag is not None:
+        try:
+            deleted = bool(coerce(FieldType.FLAG, raw.get(entity.delete_flag)))
+        except CoercionError as exc:
+            raise RecordError(
+                f"{entity.name} {entity.key}={record_id}: field {entity.delete_flag!r} got {exc}"
+            ) from None
+    return PosterRecord(
+        entity=entity.name, id=record_id, values=values, raw=raw, is_deleted=deleted
+    )
