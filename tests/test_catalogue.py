@@ -40,7 +40,13 @@ from poster_pipeline.poster.records import RecordError, to_record
         (FieldType.QUANTITY, 0.25, Decimal("0.25")),
         (FieldType.TEXT, "Молоко 3,2%", "Молоко 3,2%"),
         (FieldType.TEXT, 123, "123"),
-        (FieldType.JSON, [{"spot_id": "1"}], [{"spot_id": "1"}]),
+        (FieldType.JSON, [{"spot_id": "1", "price": "400"}], [{"spot_id": "1", "price": "400"}]),
+        (
+            FieldType.JSON,
+            [{"spot_id": 1, "price": 400, "on": True}],
+            [{"spot_id": "1", "price": "400", "on": "1"}],
+        ),
+        (FieldType.JSON, {"barcode": "0123", "none": None}, {"barcode": "0123", "none": None}),
     ],
 )
 def test_wire_values_are_coerced_to_one_type_per_field(field_type, wire, expected):

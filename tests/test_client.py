@@ -133,14 +133,11 @@ def test_a_wrong_token_is_an_auth_error_and_is_not_retried(emulator, control):
         (700, "object", PosterPlanRestrictionError),
         (32, "int", PosterNotFoundError),
         (42, "int", PosterApiError),
-        (None, "string", PosterApiError),
+        (42, "string", PosterApiError),
     ],
 )
 def test_error_bodies_are_typed_and_never_retried(client, emulator, control, code, form, kind):
-    fault = {"method": "menu.getWorkshops", "kind": "error", "form": form}
-    if code is not None:
-        fault["code"] = code
-    add_fault(control, emulator, **fault)
+    add_fault(control, emulator, method="menu.getWorkshops", kind="error", code=code, form=form)
     with pytest.raises(kind):
         client.get_workshops()
     assert calls_to(control, emulator, "menu.getWorkshops") == 1

@@ -71,14 +71,23 @@ def test_a_payload_with_data_verifies_over_the_raw_string():
 def test_sign_reproduces_the_rule_with_and_without_data():
     without = documented_payload()
     assert without["verify"] == sign(
-        account="api-demo", object="ingredient", object_id=91, action="changed",
-        time=1518794257, secret=SECRET,
-    )  # fmt: skip
+        account="api-demo",
+        object="ingredient",
+        object_id=91,
+        action="changed",
+        time=1518794257,
+        secret=SECRET,
+    )
     with_data = payload_with_data()
     assert with_data["verify"] == sign(
-        account="mykava6", object="stock", object_id=16776, action="changed",
-        time="1688722229", data=with_data["data"], secret=SECRET,
-    )  # fmt: skip
+        account="mykava6",
+        object="stock",
+        object_id=16776,
+        action="changed",
+        time="1688722229",
+        data=with_data["data"],
+        secret=SECRET,
+    )
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ class FieldType(enum.Enum):
     FLAG = "flag"  # bool: "0"/"1", 0/1, true/false
     MONEY = "money"  # int, minor units (kopecks): Poster's menu and storage prices
     QUANTITY = "quantity"  # Decimal: "443.45000", may be negative
-    JSON = "json"  # nested lists/objects, kept as decoded JSON
+    JSON = "json"  # nested lists/objects, their scalar leaves as text (see _json_leaves_as_text)
 
 
 _TRUE = {"1", "true", "t", "yes", "y"}
@@ -99,6 +99,24 @@ def _text(value: Any) -> str:
     raise CoercionError(f"a {type(value).__name__} where text was expected")
 
 
+def _json_leaves_as_text(value: Any) -> Any:
+    """Nested JSON with every scalar leaf as text: ``{"price": 400}`` → ``{"price": "400"}``.
+
+    Poster's nested lists change leaf types by endpoint too (``spots[].price`` is "400" in
+    menu.getProducts and 400 in menu.getProduct), and nested shapes are too varied to type field
+    by field; text leaves make one object look the same whichever endpoint sent it.
+    """
+    if isinstance(value, dict):
+        return {key: _json_leaves_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_leaves_as_text(item) for item in value]
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
 def coerce(field_type: FieldType, value: Any) -> Any:
     """Coerce one wire value to ``field_type``; ``None`` (and "" for numbers) becomes ``None``.
 
@@ -108,7 +126,7 @@ def coerce(field_type: FieldType, value: Any) -> Any:
     if value is None:
         return None
     if field_type is FieldType.JSON:
-        return value
+        return _json_leaves_as_text(value)
     if field_type is FieldType.TEXT:
         return _text(value)
     if field_type is FieldType.FLAG:
