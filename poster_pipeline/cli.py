@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import click
+import sqlalchemy as sa
 
 from poster_pipeline import __version__
-from poster_pipeline.emulator import emulator_command
+from poster_pipeline.emulator import EmulatorConfig, emulator_command, start_in_thread
+from poster_pipeline.poster.client import ClientSettings, PosterClient
+from poster_pipeline.poster.errors import PosterError
+from poster_pipeline.settings import Settings
+from poster_pipeline.warehouse.accounts import AccountError, AccountStore, cipher_for
+from poster_pipeline.warehouse.engine import create_warehouse_engine
+from poster_pipeline.warehouse.migrate import upgrade
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +28,136 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 main.add_command(emulator_command, name="emulator")
+
+
+def _redacted(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _account_store(settings: Settings) -> AccountStore:
+    engine = create_warehouse_engine(settings.warehouse_url)
+    if not sa.inspect(engine).has_table("accounts"):
+        raise click.ClickException(
+            f"the warehouse {_redacted(settings.warehouse_url)} has no tables yet: "
+            "run `poster-pipeline db upgrade` first"
+        )
+    return AccountStore(engine, cipher_for(settings.token_key, settings.data_dir))
+
+
+@main.group()
+def db() -> None:
+    """The warehouse schema (POSTER_DATABASE_URL, or SQLite in POSTER_DATA_DIR)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the warehouse tables to the latest schema."""
+    settings = Settings.from_env()
+    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(engine)
+    click.echo(f"warehouse {_redacted(settings.warehouse_url)} is up to date")
+
+
+@main.group()
+def accounts() -> None:
+    """Connected Poster accounts (restaurants); each active one is a Dagster partition."""
+
+
+@accounts.command("add")
+@click.option("--account", required=True, help="The Poster account login, e.g. api-demo.")
+@click.option(
+    "--token",
+    prompt="Personal-integration token",
+    hide_input=True,
+    help="The access token, {account_number}:{32 hex}; asked for when omitted, which keeps "
+    "it out of your shell history.",
+)
+@click.option("--time-zone", default=None, help="The restaurant's IANA time zone.")
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check the token with one Poster call (menu.getWorkshops) before storing it.",
+)
+def accounts_add(account: str, token: str, time_zone: str | None, verify: bool) -> None:
+    """Connect an account with a personal-integration token (stored encrypted)."""
+    settings = Settings.from_env()
+    store = _account_store(settings)
+    if verify:
+        try:
+            with PosterClient(
+                token, account=account, settings=ClientSettings(base_url=settings.api_url)
+            ) as client:
+                client.get_workshops()
+        except PosterError as exc:
+            raise click.ClickException(f"the token was not accepted: {exc}") from None
+    try:
+        added = store.add(account, token, now=datetime.now(UTC), time_zone=time_zone)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"connected {added.account} (account number {added.account_number or 'unknown'}); "
+        "Dagster adds its partition within a minute (sensor account_partitions)"
+    )
+
+
+@accounts.command("list")
+def accounts_list() -> None:
+    """List connected accounts (tokens are never shown)."""
+    rows = _account_store(Settings.from_env()).list()
+    if not rows:
+        click.echo("no account is connected: poster-pipeline accounts add --account NAME")
+        return
+    click.echo(f"{'account':<24}{'number':<12}{'auth':<10}{'active':<8}connected at")
+    for row in rows:
+        connected = row.connected_at.strftime("%Y-%m-%d %H:%M")
+        active = "yes" if row.is_active else "no"
+        number = row.account_number or "-"
+        click.echo(f"{row.account:<24}{number:<12}{row.auth_method:<10}{active:<8}{connected}")
+
+
+@accounts.command("deactivate")
+@click.option("--account", required=True, help="The Poster account login.")
+def accounts_deactivate(account: str) -> None:
+    """Stop syncing an account; its rows and its partition's history stay."""
+    try:
+        _account_store(Settings.from_env()).deactivate(account, now=datetime.now(UTC))
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"deactivated {account}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sync everything once, print a table and exit.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI interface.")
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option(
+    "--emulator-port", default=8765, show_default=True, type=int, help="0 picks a free port."
+)
+def demo(once: bool, host: str, port: int, emulator_port: int) -> None:
+    """Try the pipeline on the Poster emulator's demo restaurant (no Poster account needed)."""
+    from poster_pipeline.demo import connect_demo_account, format_summary, run_ui, sync_once
+
+    settings = Settings.from_env()
+    with start_in_thread(EmulatorConfig(), port=emulator_port) as emulator:
+        settings = replace(settings, api_url=emulator.api_url)
+        account = connect_demo_account(settings, emulator)
+        click.echo(f"Poster emulator: {emulator.api_url} (demo account {account})")
+        click.echo(f"warehouse: {_redacted(settings.warehouse_url)}")
+        if once:
+            success, summaries = sync_once(settings, account)
+            click.echo(format_summary(summaries))
+            if not success:
+                raise click.ClickException("some entities failed to sync (see the log above)")
+            return
+        click.echo(
+            f"\nDagster UI: http://{host}:{port}\n"
+            "  Assets → group 'poster' → Materialize all → partition "
+            f"'{account}' fills every table.\n"
+            "  Ctrl-C stops Dagster and the emulator.\n"
+        )
+        raise SystemExit(run_ui(settings, account, host, port))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from poster_pipeline.poster.client import DEFAULT_API_URL
+from poster_pipeline.warehouse.engine import default_database_url
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_DATA_DIR", "Settings"]
+
+DEFAULT_DATA_DIR = ".poster-pipeline"
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,9 @@ class Settings:
     """What an operator configures. Secrets are excluded from ``repr``."""
 
     api_url: str = DEFAULT_API_URL
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    token_key: str | None = field(default=None, repr=False)
     application_id: str | None = None
     application_secret: str | None = field(default=None, repr=False)
     redirect_uri: str | None = None
@@ -29,7 +36,15 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(
             api_url=env.get("POSTER_API_URL") or DEFAULT_API_URL,
+            database_url=env.get("POSTER_DATABASE_URL") or None,
+            data_dir=Path(env.get("POSTER_DATA_DIR") or DEFAULT_DATA_DIR),
+            token_key=env.get("POSTER_TOKEN_KEY") or None,
             application_id=env.get("POSTER_APPLICATION_ID") or None,
             application_secret=env.get("POSTER_APPLICATION_SECRET") or None,
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
         )
+
+    @property
+    def warehouse_url(self) -> str:
+        """``POSTER_DATABASE_URL``, or the embedded SQLite file in the data folder."""
+        return self.database_url or default_database_url(self.data_dir)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from urllib.parse import urlencode
 import requests
 
 from poster_pipeline.poster.client import DEFAULT_API_URL
+from poster_pipeline.poster.login import check_account_login
 
 __all__ = [
     "DEFAULT_TOKEN_URL",
@@ -30,8 +30,6 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN_URL = "https://{account}.joinposter.com/api/v2/auth/access_token"
-# A Poster account login is a subdomain: refuse anything else before it reaches a host name.
-_ACCOUNT_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 class OAuthError(Exception):
@@ -129,8 +127,10 @@ def exchange_code(
     emulator's is ``http://127.0.0.1:PORT/api/v2/auth/access_token``. The body is sent as
     multipart form data, as Poster's docs ask ("в формате form-data").
     """
-    if not _ACCOUNT_LOGIN.match(account):
-        raise OAuthError(f"not a Poster account login: {account!r}")
+    try:
+        check_account_login(account)  # it becomes part of a host name
+    except ValueError as exc:
+        raise OAuthError(str(exc)) from None
     url = token_url.format(account=account)
     form = {
         "application_id": application_id,

@@ -1,0 +1,1 @@
+"""The warehouse side: tables, migrations, the load path, sync status and accounts."""

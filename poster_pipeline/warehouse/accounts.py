@@ -1,0 +1,195 @@
+"""Connected Poster accounts and their access tokens, encrypted at rest with Fernet.
+
+``POSTER_TOKEN_KEY`` holds one Fernet key, or several separated by commas to rotate keys: the
+first encrypts, all decrypt (``MultiFernet``). Tokens are decrypted only when a sync needs one
+and never appear in an ``Account``, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy.engine import Engine
+
+from poster_pipeline.poster.login import check_account_login
+from poster_pipeline.warehouse.schema import accounts
+
+__all__ = [
+    "Account",
+    "AccountError",
+    "AccountStore",
+    "TokenCipher",
+    "cipher_for",
+    "load_or_create_key",
+]
+
+log = logging.getLogger(__name__)
+
+
+class AccountError(LookupError):
+    """An account is unknown, inactive, or its token cannot be decrypted."""
+
+
+class TokenCipher:
+    """Encrypts and decrypts access tokens with one or more Fernet keys."""
+
+    def __init__(self, keys: str) -> None:
+        parts = [k.strip() for k in keys.split(",") if k.strip()]
+        if not parts:
+            raise ValueError("POSTER_TOKEN_KEY is empty")
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in parts])
+        except ValueError:
+            raise ValueError(
+                "POSTER_TOKEN_KEY is not a Fernet key (32 url-safe base64-encoded bytes); make "
+                'one with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            ) from None
+
+    def encrypt(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode()
+
+    def decrypt(self, encrypted: str) -> str:
+        return self._fernet.decrypt(encrypted.encode()).decode()
+
+
+def load_or_create_key(data_dir: Path) -> str:
+    """The demo's key: read from ``data_dir/token.key``, generated there (mode 0600) if absent.
+
+    Production sets ``POSTER_TOKEN_KEY`` instead; losing this file makes stored tokens
+    unreadable, so the warning says where it is.
+    """
+    path = data_dir / "token.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    log.warning(
+        "POSTER_TOKEN_KEY is not set: generated a token key in %s. Fine for a demo; in "
+        "production set POSTER_TOKEN_KEY and keep it safe.",
+        path,
+    )
+    return key
+
+
+def cipher_for(token_key: str | None, data_dir: Path) -> TokenCipher:
+    """The cipher of ``POSTER_TOKEN_KEY``, or of the demo key in ``data_dir`` when it is unset."""
+    return TokenCipher(token_key or load_or_create_key(data_dir))
+
+
+@dataclass(frozen=True)
+class Account:
+    """A connected account, without its token."""
+
+    account: str
+    account_number: str | None
+    auth_method: str
+    is_active: bool
+    connected_at: datetime
+    time_zone: str | None
+
+
+class AccountStore:
+    """The ``accounts`` table."""
+
+    def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
+        self._engine = engine
+        self._cipher = cipher
+
+    def add(
+        self,
+        account: str,
+        token: str,
+        *,
+        now: datetime,
+        auth_method: str = "personal",
+        account_number: str | None = None,
+        time_zone: str | None = None,
+    ) -> Account:
+        """Connect ``account``, or replace its token and reactivate it if it was connected."""
+        check_account_login(account)
+        if not token or not token.strip():
+            raise ValueError("the access token is empty")
+        token = token.strip()
+        if account_number is None and ":" in token:
+            account_number = token.split(":", 1)[0]  # tokens are "{account_number}:{hex}"
+        values = {
+            "account_number": account_number,
+            "token_encrypted": self._cipher.encrypt(token),
+            "auth_method": auth_method,
+            "is_active": True,
+            "updated_at": now,
+            "time_zone": time_zone,
+        }
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(accounts).where(accounts.c.account == account).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    sa.insert(accounts).values(account=account, connected_at=now, **values)
+                )
+        return self.get(account)
+
+    def get(self, account: str) -> Account:
+        with self._engine.connect() as conn:
+            row = conn.execute(_ACCOUNT_COLUMNS.where(accounts.c.account == account)).one_or_none()
+        if row is None:
+            raise AccountError(f"no account {account!r} is connected")
+        return Account(**row._asdict())
+
+    def list(self, *, active_only: bool = False) -> list[Account]:
+        query = _ACCOUNT_COLUMNS.order_by(accounts.c.account)
+        if active_only:
+            query = query.where(accounts.c.is_active)
+        with self._engine.connect() as conn:
+            return [Account(**row._asdict()) for row in conn.execute(query)]
+
+    def token(self, account: str) -> str:
+        """The decrypted token of an active account."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(accounts.c.token_encrypted, accounts.c.is_active).where(
+                    accounts.c.account == account
+                )
+            ).one_or_none()
+        if row is None:
+            raise AccountError(f"no account {account!r} is connected")
+        if not row.is_active:
+            raise AccountError(f"account {account!r} is deactivated")
+        try:
+            return self._cipher.decrypt(row.token_encrypted)
+        except InvalidToken:
+            raise AccountError(
+                f"cannot decrypt the token of account {account!r}: POSTER_TOKEN_KEY does not "
+                "match the key it was stored with"
+            ) from None
+
+    def deactivate(self, account: str, *, now: datetime) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(accounts)
+                .where(accounts.c.account == account)
+                .values(is_active=False, updated_at=now)
+            ).rowcount
+        if not done:
+            raise AccountError(f"no account {account!r} is connected")
+
+
+_ACCOUNT_COLUMNS = sa.select(
+    accounts.c.account,
+    accounts.c.account_number,
+    accounts.c.auth_method,
+    accounts.c.is_active,
+    accounts.c.connected_at,
+    accounts.c.time_zone,
+)

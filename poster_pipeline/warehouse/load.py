@@ -1,0 +1,364 @@
+"""The load path: a full snapshot of one entity for one account, applied in one transaction.
+
+1. Stage the records in a temporary table (PostgreSQL: psycopg COPY; SQLite: batched inserts).
+2. Count what would change, and let the deletion guard refuse before anything is written.
+3. Upsert only rows whose typed content or deletion state differs (``IS DISTINCT FROM``), so
+   an unchanged re-sync writes no row and ``updated_at`` means a real change.
+4. Mark as deleted the active rows Poster no longer lists (rows Poster flags come in step 3).
+5. Record the sync in ``sync_status``.
+
+A failure anywhere rolls the whole transaction back: the previous rows stay exactly as they
+were. The caller records the failure with :func:`record_failure`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from poster_pipeline.catalogue import Entity, FieldType
+from poster_pipeline.poster.records import PosterRecord
+from poster_pipeline.warehouse.engine import is_postgres
+from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
+from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, sync_status
+
+__all__ = ["FullSyncReport", "full_sync", "record_failure"]
+
+_SQLITE_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class FullSyncReport:
+    """What a full sync found and did.
+
+    ``marked_deleted`` counts rows that became deleted, flagged by Poster or no longer listed;
+    ``updated`` counts the other rewritten rows (content changed or restored, ``restored``
+    being part of it); ``unchanged`` rows were not written. ``duplicates`` counts ids Poster
+    listed more than once (the last occurrence wins).
+    """
+
+    entity: str
+    account: str
+    fetched: int
+    inserted: int
+    updated: int
+    marked_deleted: int
+    restored: int
+    unchanged: int
+    duplicates: int
+    active_before: int
+    active_total: int
+    rows_total: int
+    guard_overridden: bool
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.marked_deleted
+
+
+def _stage_table(spec: Entity, name: str) -> sa.Table:
+    """A temporary table with the entity's Poster columns (no account, no bookkeeping)."""
+    target = entity_table(spec)
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.name == spec.key)
+        for c in target.columns
+        if c.name in spec.field_names
+    ]
+    columns += [
+        sa.Column("raw", target.c.raw.type, nullable=False),
+        sa.Column("is_deleted", sa.Boolean(), nullable=False),
+    ]
+    return sa.Table(
+        name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP"
+    )
+
+
+def _latest_by_id(records: Iterable[PosterRecord]) -> tuple[dict[int, PosterRecord], int]:
+    """Records keyed by id, the last occurrence winning, and how many ids repeated."""
+    latest: dict[int, PosterRecord] = {}
+    seen = 0
+    for record in records:
+        latest[record.id] = record
+        seen += 1
+    return latest, seen - len(latest)
+
+
+def _copy_stage(conn: Connection, stage: sa.Table, spec: Entity, records: Iterable[PosterRecord]):
+    """COPY the records into the stage table through psycopg, one row at a time (flat memory)."""
+    json_fields = {f.name for f in spec.fields if f.type is FieldType.JSON}
+    names = [c.name for c in stage.columns]
+    column_list = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
+    driver_connection: Any = conn.connection.driver_connection
+    with driver_connection.cursor() as cursor:
+        statement = f"COPY {stage.name} ({column_list}) FROM STDIN"
+        with cursor.copy(statement) as copy:
+            for record in records:
+                row = [
+                    _json(record.values[f]) if f in json_fields else record.values[f]
+                    for f in spec.field_names
+                ]
+                row += [_json(record.raw), record.is_deleted]
+                copy.write_row(row)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _insert_stage(conn: Connection, stage: sa.Table, records: Iterable[PosterRecord]) -> None:
+    rows = ({**r.values, "raw": r.raw, "is_deleted": r.is_deleted} for r in records)
+    for batch in _batched(rows, _SQLITE_BATCH):
+        conn.execute(stage.insert(), batch)
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What applying the staged snapshot would do, counted before anything is written."""
+
+    inserted: int
+    updated: int
+    flagged: int  # active rows Poster now flags deleted
+    restored: int
+    active: int
+    vanished: int  # active rows Poster no longer lists
+
+    @property
+    def to_delete(self) -> int:
+        return self.flagged + self.vanished
+
+
+def _plan(conn: Connection, spec: Entity, stage: sa.Table, account: str) -> _Plan:
+    table = entity_table(spec)
+    existing = table.alias("existing")
+    joined = stage.outerjoin(
+        existing,
+        sa.and_(existing.c.account == account, existing.c[spec.key] == stage.c[spec.key]),
+    )
+    known = existing.c[spec.key].is_not(None)
+    was_deleted, is_deleted = existing.c.is_deleted, stage.c.is_deleted
+    differs = _content_differs(spec, existing.c, stage.c) | (was_deleted != is_deleted)
+    count = sa.func.count
+    staged = conn.execute(
+        sa.select(
+            count().filter(~known).label("inserted"),
+            count().filter(known & differs & ~(is_deleted & ~was_deleted)).label("updated"),
+            count().filter(known & is_deleted & ~was_deleted).label("flagged"),
+            count().filter(known & was_deleted & ~is_deleted).label("restored"),
+        ).select_from(joined)
+    ).one()
+    current = conn.execute(
+        sa.select(
+            count().filter(~table.c.is_deleted).label("active"),
+            count().filter(~table.c.is_deleted & ~_listed(spec, stage)).label("vanished"),
+        ).where(table.c.account == account)
+    ).one()
+    return _Plan(**staged._asdict(), **current._asdict())
+
+
+def _content_differs(spec: Entity, old: Any, new: Any) -> sa.ColumnElement[bool]:
+    """Whether any typed field differs: the content that decides a rewrite and ``updated_at``.
+
+    Typed values, not ``raw``, are compared because Poster sends one object with different
+    wire types from its list and single methods; ``raw`` is rewritten along with a change.
+    """
+    return sa.or_(*(old[f].is_distinct_from(new[f]) for f in spec.field_names if f != spec.key))
+
+
+def _listed(spec: Entity, stage: sa.Table) -> sa.Exists:
+    return sa.exists().where(stage.c[spec.key] == entity_table(spec).c[spec.key])
+
+
+def _upsert_changed(
+    conn: Connection, spec: Entity, stage: sa.Table, account: str, now: datetime
+) -> None:
+    """Insert new rows and rewrite rows whose content or deletion state differs; no others."""
+    table = entity_table(spec)
+    fields = list(spec.field_names)
+    stamp = sa.literal(now, table.c.synced_at.type)
+    source = sa.select(
+        sa.literal(account, sa.Text()),
+        *(stage.c[f] for f in fields),
+        stage.c.raw,
+        stage.c.is_deleted,
+        sa.case((stage.c.is_deleted, stamp), else_=sa.null()),
+        stamp,
+        stamp,
+        stamp,
+    ).where(sa.true())  # SQLite needs a WHERE to parse INSERT … SELECT … ON CONFLICT
+    columns = ["account", *fields, *BOOKKEEPING_COLUMNS]
+    insert = _dialect_insert(conn, table).from_select(columns, source)
+    new = insert.excluded
+    content_changed = _content_differs(spec, table.c, new)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.account, table.c[spec.key]],
+            set_={
+                **{f: new[f] for f in fields if f != spec.key},
+                "raw": new.raw,
+                "is_deleted": new.is_deleted,
+                "deleted_at": sa.case(
+                    (new.is_deleted, sa.func.coalesce(table.c.deleted_at, new.deleted_at)),
+                    else_=sa.null(),
+                ),
+                "updated_at": sa.case((content_changed, new.updated_at), else_=table.c.updated_at),
+                "synced_at": new.synced_at,
+            },
+            where=content_changed | table.c.is_deleted.is_distinct_from(new.is_deleted),
+        )
+    )
+
+
+def _mark_vanished(
+    conn: Connection, spec: Entity, stage: sa.Table, account: str, now: datetime
+) -> None:
+    table = entity_table(spec)
+    conn.execute(
+        sa.update(table)
+        .where(table.c.account == account, ~table.c.is_deleted, ~_listed(spec, stage))
+        .values(is_deleted=True, deleted_at=now, synced_at=now)
+    )
+
+
+def _totals(conn: Connection, spec: Entity, account: str) -> tuple[int, int]:
+    """(active rows, all rows) of an account's table."""
+    table = entity_table(spec)
+    row = conn.execute(
+        sa.select(sa.func.count().filter(~table.c.is_deleted), sa.func.count()).where(
+            table.c.account == account
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def full_sync(
+    engine: Engine,
+    spec: Entity,
+    account: str,
+    records: Iterable[PosterRecord],
+    *,
+    now: datetime,
+    guard: DeletionGuard | None = None,
+    allow_mass_delete: bool = False,
+    run_id: str | None = None,
+) -> FullSyncReport:
+    """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``.
+
+    Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
+    of at least 20 active rows) refuses and ``allow_mass_delete`` is false.
+    """
+    guard = guard or DeletionGuard()
+    latest, duplicates = _latest_by_id(records)
+    stage = _stage_table(spec, f"stage_{spec.name}")
+    with engine.begin() as conn:
+        stage.create(conn)
+        if is_postgres(engine):
+            _copy_stage(conn, stage, spec, latest.values())
+        else:
+            _insert_stage(conn, stage, latest.values())
+        plan = _plan(conn, spec, stage, account)
+        refused = guard.refuses(active=plan.active, to_delete=plan.to_delete)
+        if refused and not allow_mass_delete:
+            raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
+        _upsert_changed(conn, spec, stage, account, now)
+        if plan.vanished:
+            _mark_vanished(conn, spec, stage, account, now)
+        if not is_postgres(engine):
+            stage.drop(conn)  # PostgreSQL drops it at commit
+        active, total = _totals(conn, spec, account)
+        _record_success(conn, spec.name, account, now, active, total, run_id)
+    return FullSyncReport(
+        entity=spec.name,
+        account=account,
+        fetched=len(latest) + duplicates,
+        inserted=plan.inserted,
+        updated=plan.updated,
+        marked_deleted=plan.to_delete,
+        restored=plan.restored,
+        unchanged=len(latest) - plan.inserted - plan.updated - plan.flagged,
+        duplicates=duplicates,
+        active_before=plan.active,
+        active_total=active,
+        rows_total=total,
+        guard_overridden=refused,
+    )
+
+
+def _upsert_status(
+    conn: Connection, key: dict[str, Any], values: dict[str, Any], increments: Sequence[str]
+) -> None:
+    insert = _dialect_insert(conn, sync_status).values(
+        **key, **values, **{name: 1 for name in increments}
+    )
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[sync_status.c.account, sync_status.c.entity],
+            set_={**values, **{name: sync_status.c[name] + 1 for name in increments}},
+        )
+    )
+
+
+def _record_success(
+    conn: Connection,
+    entity: str,
+    account: str,
+    now: datetime,
+    active: int,
+    total: int,
+    run_id: str | None,
+) -> None:
+    _upsert_status(
+        conn,
+        {"account": account, "entity": entity},
+        {
+            "last_full_sync_at": now,
+            "last_attempt_at": now,
+            "last_success": True,
+            "last_error": None,
+            "rows_active": active,
+            "rows_total": total,
+            "last_run_id": run_id,
+        },
+        ["full_sync_count"],
+    )
+
+
+def record_failure(
+    engine: Engine,
+    entity: str,
+    account: str,
+    error: str,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+) -> None:
+    """Note a failed sync in ``sync_status`` (the entity's rows are left untouched)."""
+    with engine.begin() as conn:
+        _upsert_status(
+            conn,
+            {"account": account, "entity": entity},
+            {
+                "last_attempt_at": now,
+                "last_success": False,
+                "last_error": error[:2000],
+                "last_run_id": run_id,
+            },
+            ["failure_count"],
+        )

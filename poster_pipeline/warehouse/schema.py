@@ -1,0 +1,134 @@
+"""The warehouse tables, derived from the entity catalogue (SQLAlchemy Core).
+
+Every entity table is keyed by (account, Poster id), keeps Poster's id column name, one typed
+column per catalogue field, the raw record as JSON, and the bookkeeping columns:
+
+- ``is_deleted`` / ``deleted_at``: Poster flagged the object deleted, or stopped listing it;
+  rows are never dropped, and a row that comes back is restored.
+- ``first_seen_at``: when a sync first stored the object.
+- ``updated_at``: when the object's content (its typed fields) last changed in Poster, not when
+  it was last seen; a deletion or a restore changes state, not content.
+- ``synced_at``: when a sync last wrote the row (a content change, a deletion or a restore).
+  An unchanged object is not rewritten, so the time of the last sync of a table is in
+  ``sync_status``, not here.
+
+Migrations (``poster_pipeline/warehouse/migrations``) create these tables; a test checks that
+the migrated schema equals this module's metadata, so a catalogue change needs a migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
+
+__all__ = [
+    "BOOKKEEPING_COLUMNS",
+    "accounts",
+    "entity_table",
+    "metadata",
+    "sync_status",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+JSON_TYPE = sa.JSON().with_variant(JSONB(), "postgresql")
+TIMESTAMP = sa.DateTime(timezone=True)
+QUANTITY = sa.Numeric(20, 5)
+
+_COLUMN_TYPES: Mapping[FieldType, sa.types.TypeEngine] = {
+    FieldType.INTEGER: sa.BigInteger(),
+    FieldType.TEXT: sa.Text(),
+    FieldType.FLAG: sa.Boolean(),
+    FieldType.MONEY: sa.BigInteger(),
+    FieldType.QUANTITY: QUANTITY,
+    FieldType.JSON: JSON_TYPE,
+}
+
+BOOKKEEPING_COLUMNS = (
+    "raw",
+    "is_deleted",
+    "deleted_at",
+    "first_seen_at",
+    "updated_at",
+    "synced_at",
+)
+
+
+def _entity_table(spec: Entity) -> sa.Table:
+    clash = set(spec.field_names) & {"account", *BOOKKEEPING_COLUMNS}
+    if clash:
+        raise ValueError(f"{spec.name}: fields {sorted(clash)} clash with warehouse columns")
+    columns = [
+        sa.Column("account", sa.Text(), primary_key=True, comment="Poster account login"),
+        *(
+            sa.Column(
+                field.name,
+                _COLUMN_TYPES[field.type],
+                primary_key=field.name == spec.key,
+                autoincrement=False,
+                comment=field.description or None,
+            )
+            for field in spec.fields
+        ),
+        sa.Column("raw", JSON_TYPE, nullable=False, comment="the object as Poster sent it"),
+        sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("deleted_at", TIMESTAMP),
+        sa.Column("first_seen_at", TIMESTAMP, nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=False, comment="last change of content"),
+        sa.Column("synced_at", TIMESTAMP, nullable=False, comment="last write by a sync"),
+    ]
+    return sa.Table(spec.table, metadata, *columns, comment=spec.description)
+
+
+_ENTITY_TABLES: Mapping[str, sa.Table] = {spec.name: _entity_table(spec) for spec in ENTITIES}
+
+
+def entity_table(spec: Entity | str) -> sa.Table:
+    """The warehouse table of an entity."""
+    return _ENTITY_TABLES[spec if isinstance(spec, str) else spec.name]
+
+
+sync_status = sa.Table(
+    "sync_status",
+    metadata,
+    sa.Column("account", sa.Text(), primary_key=True),
+    sa.Column("entity", sa.Text(), primary_key=True),
+    sa.Column("last_full_sync_at", TIMESTAMP, comment="last successful full sync"),
+    sa.Column("last_partial_sync_at", TIMESTAMP, comment="last successful partial sync"),
+    sa.Column("last_attempt_at", TIMESTAMP, nullable=False),
+    sa.Column("last_success", sa.Boolean(), nullable=False),
+    sa.Column("last_error", sa.Text(), comment="why the last attempt failed; NULL after success"),
+    sa.Column("full_sync_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("partial_sync_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failure_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("rows_active", sa.Integer(), comment="rows not deleted after the last success"),
+    sa.Column("rows_total", sa.Integer(), comment="all rows after the last success"),
+    sa.Column("last_run_id", sa.Text(), comment="the Dagster run of the last attempt"),
+    comment="One row per account and entity: the state of its syncs.",
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account", sa.Text(), primary_key=True, comment="Poster account login"),
+    sa.Column("account_number", sa.Text(), comment="Poster's numeric account id"),
+    sa.Column("token_encrypted", sa.Text(), nullable=False, comment="Fernet token"),
+    sa.Column("auth_method", sa.Text(), nullable=False, comment="personal or oauth"),
+    sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("connected_at", TIMESTAMP, nullable=False),
+    sa.Column("updated_at", TIMESTAMP, nullable=False),
+    sa.Column("time_zone", sa.Text(), comment="IANA time zone of the restaurant"),
+    sa.CheckConstraint("auth_method IN ('personal', 'oauth')", name="auth_method"),
+    comment="Connected Poster accounts; each active one is a Dagster partition.",
+)
