@@ -27,7 +27,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: $(INSTALLED)
-	$(BIN)/poster-pipeline emulator
+	$(BIN)/poster-pipeline demo
 
 emulator: $(INSTALLED)
 	$(BIN)/poster-pipeline emulator

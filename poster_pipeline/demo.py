@@ -117,7 +117,7 @@ def run_ui(settings: Settings, account: str, host: str, port: int) -> int:
         "POSTER_API_URL": settings.api_url,
         "POSTER_DATA_DIR": str(data_dir),
     }
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(dagster_home))) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         if account not in instance.get_dynamic_partitions(ACCOUNTS):
             instance.add_dynamic_partitions(ACCOUNTS, [account])
     dagster = Path(sys.executable).with_name("dagster")

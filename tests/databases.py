@@ -17,15 +17,18 @@ from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
 from poster_pipeline.warehouse.engine import create_warehouse_engine
-from poster_pipeline.warehouse.migrate import upgrade
+from poster_pipeline.warehouse.migrate import VERSION_TABLE, upgrade
 from poster_pipeline.warehouse.schema import metadata
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/poster_pipeline_test"
 
 
-def postgres_url() -> str:
+def postgres_url(suffix: str = "") -> str:
+    """The test database's URL (``suffix`` names a sibling database), created if missing."""
     url = os.environ.get("POSTER_TEST_DATABASE_URL", LOCAL_URL)
     parsed = make_url(url)
+    parsed = parsed.set(database=f"{parsed.database}{suffix}")
+    url = parsed.render_as_string(hide_password=False)
     admin = parsed.set(database="postgres").render_as_string(hide_password=False)
     try:
         with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True) as conn:
@@ -43,7 +46,7 @@ def reset(engine: Engine) -> None:
     """Drop the warehouse tables and migrate from empty."""
     with engine.begin() as conn:
         metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
     upgrade(engine)
 
 

@@ -6,9 +6,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-__all__ = ["alembic_config", "downgrade", "upgrade"]
+__all__ = ["VERSION_TABLE", "alembic_config", "downgrade", "upgrade"]
 
 SCRIPT_LOCATION = "poster_pipeline.warehouse:migrations"
+VERSION_TABLE = "poster_pipeline_migrations"
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -7,14 +7,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from poster_pipeline.catalogue import ENTITIES
-from poster_pipeline.warehouse.migrate import downgrade, upgrade
+from poster_pipeline.warehouse.migrate import VERSION_TABLE, downgrade, upgrade
 from poster_pipeline.warehouse.schema import metadata
 from tests.databases import reset
 
 
 def schema_drift(engine) -> list:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        options = {"compare_type": True, "version_table": VERSION_TABLE}
+        context = MigrationContext.configure(conn, opts=options)
         return compare_metadata(context, metadata)
 
 
@@ -31,7 +32,7 @@ def test_migrated_schema_equals_the_catalogue_derived_schema(engine):
 def test_downgrade_one_step_and_upgrade_again(engine):
     reset(engine)
     downgrade(engine, "-1")
-    assert tables(engine) <= {"alembic_version"}
+    assert tables(engine) <= {VERSION_TABLE}
     upgrade(engine)
     assert schema_drift(engine) == []
     upgrade(engine)  # idempotent

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from poster_pipeline.warehouse.engine import create_warehouse_engine
+from poster_pipeline.warehouse.migrate import VERSION_TABLE
 from poster_pipeline.warehouse.schema import metadata
 
 config = context.config
@@ -28,6 +29,9 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER much
         compare_type=True,
+        # Not Alembic's default `alembic_version`: Dagster's PostgreSQL storage keeps its own
+        # there, and the warehouse may share a database with it.
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()

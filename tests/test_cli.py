@@ -1,0 +1,89 @@
+"""The command line an operator uses: db upgrade and accounts, on the embedded default."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from cryptography.fernet import Fernet
+
+from poster_pipeline.cli import main
+
+
+@pytest.fixture
+def env(tmp_path, emulator) -> dict[str, str]:
+    return {
+        "POSTER_DATA_DIR": str(tmp_path / "data"),
+        "POSTER_API_URL": emulator.api_url,
+        "POSTER_TOKEN_KEY": Fernet.generate_key().decode(),
+        "POSTER_DATABASE_URL": "",
+    }
+
+
+def run(env: dict[str, str], *args: str, input: str | None = None):
+    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def test_db_upgrade_creates_the_warehouse(env, tmp_path):
+    result = run(env, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}")
+    assert {"ingredients", "accounts", "sync_status"} <= set(sa.inspect(engine).get_table_names())
+    assert run(env, "db", "upgrade").exit_code == 0
+
+
+def test_accounts_need_the_schema_first(env):
+    result = run(env, "accounts", "list")
+    assert result.exit_code != 0
+    assert "poster-pipeline db upgrade" in result.output
+
+
+def test_an_account_is_verified_stored_and_listed_without_its_token(env, demo_account):
+    run(env, "db", "upgrade")
+    token = demo_account.token
+    added = run(env, "accounts", "add", "--account", "api-demo", "--token", token)
+    assert added.exit_code == 0, added.output
+    assert "connected api-demo" in added.output and "813932" in added.output
+    listed = run(env, "accounts", "list")
+    assert "api-demo" in listed.output and "personal" in listed.output
+    for output in (added.output, listed.output):
+        assert token.split(":")[1] not in output
+
+
+def test_a_token_poster_refuses_is_not_stored(env):
+    run(env, "db", "upgrade")
+    bad = "813932:" + "0" * 32
+    result = run(env, "accounts", "add", "--account", "api-demo", "--token", bad)
+    assert result.exit_code != 0
+    assert "not accepted" in result.output and "Poster error 11" in result.output
+    assert "0" * 32 not in result.output
+    assert "no account is connected" in run(env, "accounts", "list").output
+
+
+def test_the_token_can_be_typed_at_a_hidden_prompt(env, demo_account):
+    run(env, "db", "upgrade")
+    result = run(env, "accounts", "add", "--account", "api-demo", input=demo_account.token + "\n")
+    assert result.exit_code == 0, result.output
+    assert demo_account.token not in result.output
+
+
+def test_an_account_can_be_deactivated(env, demo_account):
+    run(env, "db", "upgrade")
+    run(env, "accounts", "add", "--account", "api-demo", "--token", demo_account.token)
+    assert run(env, "accounts", "deactivate", "--account", "api-demo").exit_code == 0
+    assert "api-demo" in run(env, "accounts", "list").output
+    assert "no" in run(env, "accounts", "list").output.splitlines()[1]
+    missing = run(env, "accounts", "deactivate", "--account", "never-added")
+    assert missing.exit_code != 0 and "never-added" in missing.output
+
+
+def test_without_a_token_key_the_demo_key_is_generated_with_a_warning(
+    env, demo_account, tmp_path, caplog
+):
+    env = {**env, "POSTER_TOKEN_KEY": ""}
+    run(env, "db", "upgrade")
+    result = run(env, "accounts", "add", "--account", "api-demo", "--token", demo_account.token)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "token.key").exists()
+    assert "POSTER_TOKEN_KEY is not set" in caplog.text
