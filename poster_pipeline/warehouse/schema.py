@@ -27,10 +27,12 @@ from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
 
 __all__ = [
     "BOOKKEEPING_COLUMNS",
+    "EVENT_STATUSES",
     "accounts",
     "entity_table",
     "metadata",
     "sync_status",
+    "webhook_events",
 ]
 
 metadata = sa.MetaData(
@@ -131,4 +133,51 @@ accounts = sa.Table(
     sa.Column("time_zone", sa.Text(), comment="IANA time zone of the restaurant"),
     sa.CheckConstraint("auth_method IN ('personal', 'oauth')", name="auth_method"),
     comment="Connected Poster accounts; each active one is a Dagster partition.",
+)
+
+EVENT_STATUSES = ("pending", "claimed", "done", "ignored", "dead")
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("dedup_key", sa.Text(), nullable=False, comment="hash of the signed fields"),
+    sa.Column("account", sa.Text(), nullable=False),
+    sa.Column("account_number", sa.Text()),
+    sa.Column("object", sa.Text(), nullable=False, comment="Poster's webhook object"),
+    sa.Column("object_id", sa.BigInteger(), nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+    sa.Column("event_time", sa.BigInteger(), nullable=False, comment="Poster's time, Unix s"),
+    sa.Column("entity", sa.Text(), comment="the catalogue entity; NULL when not synced"),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("ignore_reason", sa.Text()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TIMESTAMP, nullable=False),
+    sa.Column("claim_id", sa.Text(), comment="the claim (one run) that holds the event"),
+    sa.Column("claimed_until", TIMESTAMP, comment="the claim expires then"),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("settled_by_run", sa.Text(), comment="the Dagster run that settled it"),
+    sa.Column("received_at", TIMESTAMP, nullable=False),
+    sa.Column("updated_at", TIMESTAMP, nullable=False),
+    sa.Column("payload", JSON_TYPE, nullable=False, comment="the webhook body as received"),
+    sa.UniqueConstraint("dedup_key"),
+    sa.CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{s}'" for s in EVENT_STATUSES)), name="status"
+    ),
+    sa.Index(
+        "ix_webhook_events_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_webhook_events_claims",
+        "account",
+        "entity",
+        "claimed_until",
+        postgresql_where=sa.text("status = 'claimed'"),
+        sqlite_where=sa.text("status = 'claimed'"),
+    ),
+    sa.Index("ix_webhook_events_received_at", "received_at"),
+    comment="Poster webhooks as received: the queue the webhook sensor drains.",
 )

@@ -1,0 +1,292 @@
+"""The webhook queue (``webhook_events``): durable intake, claims, settlement, retries.
+
+An event moves ``pending → claimed → done``; a failed run puts it back to ``pending`` with a
+growing delay, and after ``max_attempts`` it is ``dead`` (visible, retried by an operator).
+Events Poster sends that the pipeline does not sync are stored as ``ignored`` with a reason.
+A claim has a lease: if the run holding it dies, the lease expires and the events are claimed
+again, so nothing is stranded. Delivery is at least once; the effect is idempotent because a
+run re-fetches the objects instead of applying the webhook's payload.
+
+While a claim on an (account, entity) is live, newer events of that pair stay pending: the
+change they announce may postdate the running fetch, so they need a run of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from poster_pipeline.poster.webhooks import WebhookEvent
+from poster_pipeline.warehouse.schema import webhook_events as events
+
+__all__ = [
+    "ClaimedEvent",
+    "Enqueued",
+    "RetryPolicy",
+    "claim_due",
+    "dedup_key",
+    "enqueue",
+    "purge",
+    "queue_counts",
+    "release_failed",
+    "retry_dead",
+    "settle_done",
+]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts and backoff of queued events: the n-th failure waits about
+    ``base * 2**(n-1)`` (±20 % jitter, at most ``cap``); attempt ``max_attempts`` is the last."""
+
+    max_attempts: int = 8
+    base: timedelta = timedelta(seconds=15)
+    cap: timedelta = timedelta(hours=1)
+
+    def delay(self, failures: int) -> timedelta:
+        seconds = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** (failures - 1))
+        return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def dedup_key(event: WebhookEvent) -> str:
+    """Identity of a delivery: Poster sends no event id, so the signed fields are the key
+    (a retry of the same hook keeps them, design.md §Webhook queue rules)."""
+    parts = [event.account, event.object, str(event.object_id), event.action, event.time]
+    parts.append("" if event.data is None else event.data)
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    id: int | None  # None for a duplicate delivery
+    duplicate: bool
+
+
+def _insert(conn: Connection) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(events)
+
+
+def enqueue(
+    conn: Connection,
+    event: WebhookEvent,
+    payload: Mapping[str, Any],
+    *,
+    entity: str | None,
+    now: datetime,
+    ignore_reason: str | None = None,
+) -> Enqueued:
+    """Store one delivery, once: a duplicate (same signed fields) inserts nothing.
+
+    ``ignore_reason`` stores the event as ``ignored`` (an object the pipeline does not sync,
+    an unknown account, a test hook): recorded for the log, never run.
+    """
+    statement = (
+        _insert(conn)
+        .values(
+            dedup_key=dedup_key(event),
+            account=event.account,
+            account_number=event.account_number,
+            object=event.object,
+            object_id=event.object_id,
+            action=event.action,
+            event_time=int(event.time),
+            entity=entity,
+            status="ignored" if ignore_reason else "pending",
+            ignore_reason=ignore_reason,
+            attempts=0,
+            next_attempt_at=now,
+            received_at=now,
+            updated_at=now,
+            payload=dict(payload),
+        )
+        .on_conflict_do_nothing(index_elements=[events.c.dedup_key])
+        .returning(events.c.id)
+    )
+    new_id = conn.execute(statement).scalar_one_or_none()
+    return Enqueued(id=new_id, duplicate=new_id is None)
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    id: int
+    account: str
+    entity: str
+    object: str
+    object_id: int
+    action: str
+    attempts: int
+
+
+def claim_due(
+    engine: Engine,
+    *,
+    claim_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    policy: RetryPolicy,
+) -> list[ClaimedEvent]:
+    """Claim up to ``limit`` due events for one sensor tick.
+
+    Due: pending and past ``next_attempt_at``, or claimed by a run whose lease expired (an
+    expired claim that used its last attempt becomes ``dead``). Pairs (account, entity) with a
+    live claim are skipped. On PostgreSQL, rows another claimer holds are skipped
+    (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway.
+    """
+    expired = (events.c.status == "claimed") & (events.c.claimed_until < now)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(events)
+            .where(expired, events.c.attempts >= policy.max_attempts)
+            .values(
+                status="dead",
+                last_error=f"claim expired after attempt {policy.max_attempts} (run lost)",
+                claim_id=None,
+                claimed_until=None,
+                updated_at=now,
+            )
+        )
+        live = events.alias("live")
+        busy = sa.exists().where(
+            live.c.status == "claimed",
+            live.c.claimed_until >= now,
+            live.c.account == events.c.account,
+            live.c.entity == events.c.entity,
+        )
+        candidates = (
+            sa.select(events.c.id)
+            .where(((events.c.status == "pending") & (events.c.next_attempt_at <= now)) | expired)
+            .where(events.c.entity.is_not(None), ~busy)
+            .order_by(events.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list(conn.execute(candidates).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(
+            sa.update(events)
+            .where(events.c.id.in_(ids))
+            .values(
+                status="claimed",
+                claim_id=claim_id,
+                claimed_until=now + lease,
+                attempts=events.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(
+                events.c.id,
+                events.c.account,
+                events.c.entity,
+                events.c.object,
+                events.c.object_id,
+                events.c.action,
+                events.c.attempts,
+            )
+        ).all()
+    return sorted((ClaimedEvent(**row._asdict()) for row in rows), key=lambda e: e.id)
+
+
+def settle_done(
+    conn: Connection, event_ids: Sequence[int], *, claim_id: str, run_id: str, now: datetime
+) -> int:
+    """Mark a run's events done, inside the transaction of its upsert. Events whose claim was
+    lost (expired and claimed again) are left to the newer claim; returns how many settled."""
+    if not event_ids:
+        return 0
+    result = conn.execute(
+        sa.update(events)
+        .where(
+            events.c.id.in_(event_ids),
+            events.c.status == "claimed",
+            events.c.claim_id == claim_id,
+        )
+        .values(
+            status="done",
+            settled_by_run=run_id,
+            claimed_until=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+def release_failed(
+    engine: Engine,
+    event_ids: Sequence[int],
+    *,
+    claim_id: str,
+    error: str,
+    now: datetime,
+    policy: RetryPolicy,
+) -> tuple[int, int]:
+    """Return a failed run's events to the queue: pending after a backoff, or dead once they
+    used ``max_attempts``. Returns (retried, dead)."""
+    retried = dead = 0
+    with engine.begin() as conn:
+        held = conn.execute(
+            sa.select(events.c.id, events.c.attempts).where(
+                events.c.id.in_(list(event_ids)),
+                events.c.status == "claimed",
+                events.c.claim_id == claim_id,
+            )
+        ).all()
+        for event_id, attempts in held:
+            values: dict[str, Any] = {
+                "claim_id": None,
+                "claimed_until": None,
+                "last_error": error[:2000],
+                "updated_at": now,
+            }
+            if attempts >= policy.max_attempts:
+                values["status"] = "dead"
+                dead += 1
+            else:
+                values["status"] = "pending"
+                values["next_attempt_at"] = now + policy.delay(attempts)
+                retried += 1
+            conn.execute(sa.update(events).where(events.c.id == event_id).values(**values))
+    return retried, dead
+
+
+def queue_counts(engine: Engine) -> dict[str, int]:
+    """Events by status (every status present, zero included)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
+        ).all()
+    counts = dict.fromkeys(("pending", "claimed", "done", "ignored", "dead"), 0)
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def retry_dead(engine: Engine, *, now: datetime, ids: Iterable[int] | None = None) -> int:
+    """Give dead events a fresh set of attempts; returns how many."""
+    query = sa.update(events).where(events.c.status == "dead")
+    if ids is not None:
+        query = query.where(events.c.id.in_(list(ids)))
+    with engine.begin() as conn:
+        return conn.execute(
+            query.values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+        ).rowcount
+
+
+def purge(engine: Engine, *, older_than: datetime) -> int:
+    """Delete settled events (done, ignored) received before ``older_than``; pending, claimed
+    and dead events are kept whatever their age."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.delete(events).where(
+                events.c.status.in_(["done", "ignored"]), events.c.received_at < older_than
+            )
+        ).rowcount
