@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.accounts import AccountError, AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
+from poster_pipeline.warehouse.queue import purge, queue_counts, retry_dead
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,6 +131,63 @@ def accounts_deactivate(account: str) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"deactivated {account}")
+
+
+def _warehouse_engine(settings: Settings) -> sa.Engine:
+    engine = create_warehouse_engine(settings.warehouse_url)
+    if not sa.inspect(engine).has_table("webhook_events"):
+        raise click.ClickException(
+            f"the warehouse {_redacted(settings.warehouse_url)} has no webhook queue yet: "
+            "run `poster-pipeline db upgrade` first"
+        )
+    return engine
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter("a number and a unit: 30d, 12h, 90m or 45s")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@main.group()
+def queue() -> None:
+    """The webhook queue (webhook_events) that the webhook_queue sensor drains."""
+
+
+@queue.command("status")
+def queue_status() -> None:
+    """Count events by status; dead events need an operator."""
+    counts = queue_counts(_warehouse_engine(Settings.from_env()))
+    for status, count in counts.items():
+        click.echo(f"{status:<8}{count:>10}")
+    if counts["dead"]:
+        click.echo(f"{counts['dead']} dead events: `poster-pipeline queue retry-dead` retries them")
+
+
+@queue.command("retry-dead")
+def queue_retry_dead() -> None:
+    """Give every dead event a fresh set of attempts."""
+    count = retry_dead(_warehouse_engine(Settings.from_env()), now=datetime.now(UTC))
+    click.echo(f"{count} dead events are pending again")
+
+
+@queue.command("purge")
+@click.option(
+    "--older-than",
+    required=True,
+    callback=_duration,
+    help="Age of the settled events to delete, e.g. 30d or 12h.",
+)
+def queue_purge(older_than: timedelta) -> None:
+    """Delete done and ignored events older than the given age (pending and dead stay)."""
+    cutoff = datetime.now(UTC) - older_than
+    count = purge(_warehouse_engine(Settings.from_env()), older_than=cutoff)
+    click.echo(f"deleted {count} settled events received before {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
 @main.command()

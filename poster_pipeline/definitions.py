@@ -6,9 +6,14 @@ import dagster as dg
 
 from poster_pipeline.orchestration.assets import entity_assets
 from poster_pipeline.orchestration.jobs import full_sync_job
-from poster_pipeline.orchestration.resources import PosterApiResource, WarehouseResource
+from poster_pipeline.orchestration.resources import (
+    PosterApiResource,
+    WarehouseResource,
+    WebhookQueueResource,
+)
 from poster_pipeline.settings import Settings
 from sensors.accounts import account_partitions_sensor
+from sensors.webhooks import webhook_queue_sensor
 
 settings = Settings.from_env()
 
@@ -21,7 +26,7 @@ def _secret(name: str, value: str | None) -> dg.EnvVar | None:
 defs = dg.Definitions(
     assets=entity_assets(),
     jobs=[full_sync_job],
-    sensors=[account_partitions_sensor],
+    sensors=[account_partitions_sensor, webhook_queue_sensor],
     resources={
         "poster_api": PosterApiResource(base_url=settings.api_url),
         "warehouse": WarehouseResource(
@@ -29,5 +34,6 @@ defs = dg.Definitions(
             data_dir=str(settings.data_dir),
             token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
         ),
+        "webhook_queue": WebhookQueueResource(),
     },
 )

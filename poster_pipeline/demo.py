@@ -22,7 +22,11 @@ from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.emulator import RunningEmulator
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
-from poster_pipeline.orchestration.resources import PosterApiResource, WarehouseResource
+from poster_pipeline.orchestration.resources import (
+    PosterApiResource,
+    WarehouseResource,
+    WebhookQueueResource,
+)
 from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
@@ -61,6 +65,7 @@ def _resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             data_dir=str(settings.data_dir),
             token_key=settings.token_key,
         ),
+        "webhook_queue": WebhookQueueResource(),
     }
 
 

@@ -87,3 +87,35 @@ def test_without_a_token_key_the_demo_key_is_generated_with_a_warning(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "token.key").exists()
     assert "POSTER_TOKEN_KEY is not set" in caplog.text
+
+
+def test_queue_commands_report_retry_and_purge(env):
+    from datetime import UTC, datetime, timedelta
+
+    from poster_pipeline.poster.webhooks import WebhookEvent
+    from poster_pipeline.warehouse.engine import create_warehouse_engine
+    from poster_pipeline.warehouse.queue import enqueue
+    from poster_pipeline.warehouse.schema import webhook_events
+
+    assert "db upgrade" in run(env, "queue", "status").output
+    run(env, "db", "upgrade")
+    engine = create_warehouse_engine(f"sqlite:///{env['POSTER_DATA_DIR']}/warehouse.db")
+    long_ago = datetime.now(UTC) - timedelta(days=60)
+    with engine.begin() as conn:
+        for n, status in enumerate(["dead", "dead", "done", "ignored", "pending"]):
+            event = WebhookEvent(
+                "api-demo", "ingredient", n, "changed", str(1_700_000_000 + n), "0"
+            )
+            enqueue(conn, event, {}, entity="ingredients", now=long_ago)
+            conn.execute(
+                sa.update(webhook_events)
+                .where(webhook_events.c.object_id == n)
+                .values(status=status)
+            )
+    status = run(env, "queue", "status")
+    assert "dead             2" in status.output and "retry-dead" in status.output
+    assert "2 dead events are pending again" in run(env, "queue", "retry-dead").output
+    assert "deleted 2 settled events" in run(env, "queue", "purge", "--older-than", "30d").output
+    assert "pending          3" in run(env, "queue", "status").output
+    bad = run(env, "queue", "purge", "--older-than", "soon")
+    assert bad.exit_code != 0 and "30d" in bad.output

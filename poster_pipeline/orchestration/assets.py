@@ -1,9 +1,14 @@
-"""One Dagster asset per catalogue entity: Poster's list of it, per account, in the warehouse.
+"""One Dagster asset per catalogue entity: Poster's objects of it, per account, in the warehouse.
 
-A materialization of ``poster/<entity>`` for partition ``<account>`` is a *full sync*: fetch the
-whole list, apply it in one transaction (see :mod:`poster_pipeline.warehouse.load`), and report
-what changed. Two checks ride along: Poster listed each id once, and the mass-delete guard let
-the sync through.
+A materialization of ``poster/<entity>`` for partition ``<account>`` is either
+
+- a *full sync* (the default: the Materialize button, automation, the schedule): fetch the
+  whole list and apply it, marking deleted what Poster no longer lists; or
+- a *partial sync* (run config ``object_ids``, launched by the webhook sensor): re-fetch only
+  the named objects and settle the queue events that named them, in the same transaction.
+
+Two checks ride along: Poster listed each id once, and the mass-delete guard let the sync
+through. Only full syncs are tagged ``poster/sync=full`` and reset the freshness clock.
 """
 
 # No `from __future__ import annotations`: Dagster resolves the asset function's annotations
@@ -20,12 +25,18 @@ from pydantic import Field
 
 from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
 from poster_pipeline.orchestration.partitions import accounts_partitions
-from poster_pipeline.orchestration.resources import PosterApiResource, WarehouseResource
+from poster_pipeline.orchestration.resources import (
+    PosterApiResource,
+    WarehouseResource,
+    WebhookQueueResource,
+)
 from poster_pipeline.poster.errors import PosterError
+from poster_pipeline.poster.fetch import fetch_objects
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.warehouse.accounts import AccountError
 from poster_pipeline.warehouse.guard import MassDeleteRefused
-from poster_pipeline.warehouse.load import FullSyncReport, full_sync, record_failure
+from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync, record_failure
+from poster_pipeline.warehouse.queue import release_failed, settle_done
 from poster_pipeline.warehouse.schema import entity_table
 
 __all__ = ["SYNC_TAG", "SyncConfig", "entity_asset", "entity_asset_key", "entity_assets"]
@@ -34,19 +45,27 @@ SYNC_TAG = "poster/sync"  # run tag: "full" or "partial"
 UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
 PREVIEW_ROWS = 5
+LISTED_IDS = 50
 
-# Failures a sync reports cleanly (the error text is safe: no token, no secret).
+# Failures a sync reports cleanly (their text is safe: no token, no secret).
 _EXPECTED_FAILURES = (PosterError, AccountError, sa.exc.SQLAlchemyError, psycopg.Error)
 
 
 class SyncConfig(dg.Config):
-    """Run configuration of an entity sync."""
+    """Run configuration of an entity sync; empty for a full sync."""
 
     allow_mass_delete: bool = Field(
         default=False,
-        description="Apply the sync even if it marks more rows deleted than the mass-delete "
+        description="Apply a full sync even if it marks more rows deleted than the mass-delete "
         "guard allows (use when the deletions in Poster are real).",
     )
+    object_ids: list[int] = Field(
+        default=[], description="Partial sync: re-fetch only these Poster ids."
+    )
+    event_ids: list[int] = Field(
+        default=[], description="Partial sync: the webhook_events rows this run settles."
+    )
+    claim_id: str | None = Field(default=None, description="Partial sync: the queue claim.")
 
 
 def entity_asset_key(spec: Entity) -> dg.AssetKey:
@@ -79,16 +98,9 @@ def _preview(spec: Entity, records: Sequence[PosterRecord]) -> str:
     return "\n".join(lines)
 
 
-def _metadata(
-    spec: Entity,
-    report: FullSyncReport,
-    records: Sequence[PosterRecord],
-    calls: int,
-    retries: int,
-    seconds: float,
-) -> dict[str, Any]:
+def _metadata(spec: Entity, report: SyncReport, calls: int, retries: int) -> dict[str, Any]:
     return {
-        "sync": "full",
+        "sync": report.kind,
         "account": report.account,
         "table": spec.table,
         "rows_fetched": report.fetched,
@@ -101,12 +113,10 @@ def _metadata(
         "dagster/row_count": report.active_total,
         "api_calls": calls,
         "api_retries": retries,
-        "duration_s": round(seconds, 3),
-        "preview": dg.MetadataValue.md(_preview(spec, records)),
     }
 
 
-def _check_results(spec: Entity, report: FullSyncReport) -> list[dg.AssetCheckResult]:
+def _check_results(spec: Entity, report: SyncReport) -> list[dg.AssetCheckResult]:
     key = entity_asset_key(spec)
     return [
         dg.AssetCheckResult(
@@ -128,6 +138,141 @@ def _check_results(spec: Entity, report: FullSyncReport) -> list[dg.AssetCheckRe
             },
         ),
     ]
+
+
+def _full_sync(
+    context: dg.AssetExecutionContext,
+    spec: Entity,
+    config: SyncConfig,
+    poster_api: PosterApiResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
+    try:
+        with poster_api.client(warehouse.accounts().token(account), account) as client:
+            records = client.fetch_list(spec)
+        report = full_sync(
+            warehouse.engine(),
+            spec,
+            account,
+            records,
+            now=now,
+            guard=warehouse.deletion_guard(),
+            allow_mass_delete=config.allow_mass_delete,
+            run_id=context.run.run_id,
+        )
+    except MassDeleteRefused as refused:
+        _record_failure(context, warehouse, spec, str(refused), now)
+        yield dg.AssetCheckResult(
+            asset_key=entity_asset_key(spec),
+            check_name=DELETION_GUARD,
+            passed=False,
+            metadata={"would_mark_deleted": refused.to_delete, "active": refused.active},
+            description=str(refused),
+        )
+        raise dg.Failure(description=str(refused)) from None
+    except _EXPECTED_FAILURES as exc:
+        message = f"{spec.name} sync of account {account} failed: {exc}"
+        _record_failure(context, warehouse, spec, message, now)
+        raise dg.Failure(description=message) from None
+    context.log.info(
+        f"full sync of {spec.name} for {account}: {report.fetched} fetched, "
+        f"{report.inserted} inserted, {report.updated} updated, "
+        f"{report.marked_deleted} marked deleted, {report.unchanged} unchanged"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **_metadata(spec, report, client.stats.total, client.stats.retries),
+            "duration_s": round(time.perf_counter() - started, 3),
+            "preview": dg.MetadataValue.md(_preview(spec, records)),
+        },
+        check_results=_check_results(spec, report),
+    )
+
+
+def _partial_sync(
+    context: dg.AssetExecutionContext,
+    spec: Entity,
+    config: SyncConfig,
+    poster_api: PosterApiResource,
+    warehouse: WarehouseResource,
+    webhook_queue: WebhookQueueResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
+    engine, run_id = warehouse.engine(), context.run.run_id
+
+    def settle(conn: sa.Connection) -> int:
+        if config.claim_id is None:
+            return 0
+        return settle_done(conn, config.event_ids, claim_id=config.claim_id, run_id=run_id, now=now)
+
+    try:
+        with poster_api.client(warehouse.accounts().token(account), account) as client:
+            fetched = fetch_objects(
+                client, spec, config.object_ids, single_fetch_limit=webhook_queue.single_fetch_limit
+            )
+        report = partial_sync(
+            engine,
+            spec,
+            account,
+            fetched.records,
+            missing=fetched.missing,
+            now=now,
+            run_id=run_id,
+            in_transaction=settle,
+        )
+    except _EXPECTED_FAILURES as exc:
+        message = f"partial sync of {spec.name} for account {account} failed: {exc}"
+        _record_failure(context, warehouse, spec, message, now)
+        if config.claim_id is not None:
+            retried, dead = release_failed(
+                engine,
+                config.event_ids,
+                claim_id=config.claim_id,
+                error=message,
+                now=now,
+                policy=webhook_queue.retry_policy(),
+            )
+            message += f" ({retried} events will be retried, {dead} are dead)"
+        raise dg.Failure(description=message) from None
+    ids = sorted(config.object_ids)
+    context.log.info(
+        f"partial sync of {spec.name} for {account}: {len(ids)} objects by {fetched.strategy}, "
+        f"{report.changed} rows changed, {report.settled_events} events settled"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **_metadata(spec, report, client.stats.total, client.stats.retries),
+            "object_ids": ", ".join(map(str, ids[:LISTED_IDS]))
+            + (f" … ({len(ids)} in all)" if len(ids) > LISTED_IDS else ""),
+            "objects_requested": len(ids),
+            "objects_missing": len(fetched.missing),
+            "fetch_strategy": fetched.strategy,
+            "events_settled": report.settled_events,
+            "duration_s": round(time.perf_counter() - started, 3),
+        },
+        check_results=_check_results(spec, report),
+    )
+
+
+def _record_failure(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    spec: Entity,
+    message: str,
+    now: datetime,
+) -> None:
+    try:
+        record_failure(
+            warehouse.engine(),
+            spec.name,
+            context.partition_key,
+            message,
+            now=now,
+            run_id=context.run.run_id,
+        )
+    except _EXPECTED_FAILURES as exc:  # the warehouse itself may be what failed
+        context.log.warning(f"could not record the failure in sync_status: {exc}")
 
 
 def entity_asset(spec: Entity) -> dg.AssetsDefinition:
@@ -162,74 +307,14 @@ def entity_asset(spec: Entity) -> dg.AssetsDefinition:
         config: SyncConfig,
         poster_api: PosterApiResource,
         warehouse: WarehouseResource,
+        webhook_queue: WebhookQueueResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        account = context.partition_key
-        started = time.perf_counter()
-        now = datetime.now(UTC)
-        engine = warehouse.engine()
-        try:
-            token = warehouse.accounts().token(account)
-            with poster_api.client(token, account) as client:
-                records = client.fetch_list(spec)
-                calls, retries = client.stats.total, client.stats.retries
-            report = full_sync(
-                engine,
-                spec,
-                account,
-                records,
-                now=now,
-                guard=warehouse.deletion_guard(),
-                allow_mass_delete=config.allow_mass_delete,
-                run_id=context.run.run_id,
-            )
-        except MassDeleteRefused as refused:
-            _record_failure(context, warehouse, spec, account, str(refused), now)
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name=DELETION_GUARD,
-                passed=False,
-                metadata={"would_mark_deleted": refused.to_delete, "active": refused.active},
-                description=str(refused),
-            )
-            raise dg.Failure(description=str(refused)) from None
-        except _EXPECTED_FAILURES as exc:
-            message = f"{spec.name} sync of account {account} failed: {exc}"
-            _record_failure(context, warehouse, spec, account, message, now)
-            raise dg.Failure(description=message) from None
-        context.log.info(
-            "%s of %s: %d fetched, %d inserted, %d updated, %d marked deleted, %d unchanged",
-            spec.name,
-            account,
-            report.fetched,
-            report.inserted,
-            report.updated,
-            report.marked_deleted,
-            report.unchanged,
-        )
-        yield dg.MaterializeResult(
-            metadata=_metadata(
-                spec, report, records, calls, retries, time.perf_counter() - started
-            ),
-            check_results=_check_results(spec, report),
-        )
+        if config.object_ids:
+            yield from _partial_sync(context, spec, config, poster_api, warehouse, webhook_queue)
+        else:
+            yield from _full_sync(context, spec, config, poster_api, warehouse)
 
     return _sync
-
-
-def _record_failure(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    spec: Entity,
-    account: str,
-    message: str,
-    now: datetime,
-) -> None:
-    try:
-        record_failure(
-            warehouse.engine(), spec.name, account, message, now=now, run_id=context.run.run_id
-        )
-    except _EXPECTED_FAILURES as exc:  # the warehouse itself may be what failed
-        context.log.warning("could not record the failure in sync_status: %s", exc)
 
 
 def entity_assets() -> list[dg.AssetsDefinition]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from poster_pipeline.settings import DEFAULT_DATA_DIR
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine, default_database_url
 from poster_pipeline.warehouse.guard import DeletionGuard
+from poster_pipeline.warehouse.queue import RetryPolicy
 
-__all__ = ["PosterApiResource", "WarehouseResource"]
+__all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource"]
 
 
 class PosterApiResource(dg.ConfigurableResource):
@@ -75,3 +77,29 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def deletion_guard(self) -> DeletionGuard:
         return DeletionGuard(self.mass_delete_max_share, self.mass_delete_min_rows)
+
+
+class WebhookQueueResource(dg.ConfigurableResource):
+    """How the webhook sensor and partial syncs treat the queue.
+
+    ``claim_lease_s`` must exceed the longest wait in the run queue plus a partial sync: a claim
+    older than that is taken for a lost run and its events are claimed again.
+    """
+
+    max_attempts: int = 8
+    backoff_base_s: float = 15.0
+    backoff_cap_s: float = 3600.0
+    claim_lease_s: float = 600.0
+    claim_batch: int = 10_000
+    single_fetch_limit: int = 10
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            base=timedelta(seconds=self.backoff_base_s),
+            cap=timedelta(seconds=self.backoff_cap_s),
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.claim_lease_s)

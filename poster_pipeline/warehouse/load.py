@@ -1,10 +1,14 @@
-"""The load path: a full snapshot of one entity for one account, applied in one transaction.
+"""The load path: Poster's objects of one entity for one account, applied in one transaction.
+
+A *full* sync applies Poster's complete list; a *partial* sync applies re-fetched objects named
+by webhooks and leaves the other rows alone. Either way:
 
 1. Stage the records in a temporary table (PostgreSQL: psycopg COPY; SQLite: batched inserts).
 2. Count what would change, and let the deletion guard refuse before anything is written.
 3. Upsert only rows whose typed content or deletion state differs (``IS DISTINCT FROM``), so
    an unchanged re-sync writes no row and ``updated_at`` means a real change.
-4. Mark as deleted the active rows Poster no longer lists (rows Poster flags come in step 3).
+4. Mark as deleted the active rows Poster no longer lists (full) or answered not found for
+   (partial); rows Poster flags deleted come in step 3.
 5. Record the sync in ``sync_status``.
 
 A failure anywhere rolls the whole transaction back: the previous rows stay exactly as they
@@ -14,7 +18,7 @@ were. The caller records the failure with :func:`record_failure`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -30,14 +34,14 @@ from poster_pipeline.warehouse.engine import is_postgres
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
 from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, sync_status
 
-__all__ = ["FullSyncReport", "full_sync", "record_failure"]
+__all__ = ["SyncReport", "full_sync", "partial_sync", "record_failure"]
 
 _SQLITE_BATCH = 2_000
 
 
 @dataclass(frozen=True)
-class FullSyncReport:
-    """What a full sync found and did.
+class SyncReport:
+    """What a sync found and did.
 
     ``marked_deleted`` counts rows that became deleted, flagged by Poster or no longer listed;
     ``updated`` counts the other rewritten rows (content changed or restored, ``restored``
@@ -58,6 +62,8 @@ class FullSyncReport:
     active_total: int
     rows_total: int
     guard_overridden: bool
+    kind: str = "full"  # or "partial"
+    settled_events: int = 0
 
     @property
     def changed(self) -> int:
@@ -145,7 +151,9 @@ class _Plan:
         return self.flagged + self.vanished
 
 
-def _plan(conn: Connection, spec: Entity, stage: sa.Table, account: str) -> _Plan:
+def _plan(
+    conn: Connection, spec: Entity, stage: sa.Table, account: str, vanishing: sa.ColumnElement[bool]
+) -> _Plan:
     table = entity_table(spec)
     existing = table.alias("existing")
     joined = stage.outerjoin(
@@ -167,7 +175,7 @@ def _plan(conn: Connection, spec: Entity, stage: sa.Table, account: str) -> _Pla
     current = conn.execute(
         sa.select(
             count().filter(~table.c.is_deleted).label("active"),
-            count().filter(~table.c.is_deleted & ~_listed(spec, stage)).label("vanished"),
+            count().filter(~table.c.is_deleted & vanishing).label("vanished"),
         ).where(table.c.account == account)
     ).one()
     return _Plan(**staged._asdict(), **current._asdict())
@@ -182,8 +190,15 @@ def _content_differs(spec: Entity, old: Any, new: Any) -> sa.ColumnElement[bool]
     return sa.or_(*(old[f].is_distinct_from(new[f]) for f in spec.field_names if f != spec.key))
 
 
-def _listed(spec: Entity, stage: sa.Table) -> sa.Exists:
-    return sa.exists().where(stage.c[spec.key] == entity_table(spec).c[spec.key])
+def _vanishing(
+    spec: Entity, stage: sa.Table, missing: Collection[int] | None
+) -> sa.ColumnElement[bool]:
+    """Which rows a sync marks deleted unless staged: in a full sync every row Poster no longer
+    lists; in a partial sync only the named ids Poster says are gone."""
+    key = entity_table(spec).c[spec.key]
+    if missing is None:
+        return ~sa.exists().where(stage.c[spec.key] == key)
+    return key.in_(sorted(missing)) if missing else sa.false()
 
 
 def _upsert_changed(
@@ -227,12 +242,16 @@ def _upsert_changed(
 
 
 def _mark_vanished(
-    conn: Connection, spec: Entity, stage: sa.Table, account: str, now: datetime
+    conn: Connection,
+    spec: Entity,
+    account: str,
+    vanishing: sa.ColumnElement[bool],
+    now: datetime,
 ) -> None:
     table = entity_table(spec)
     conn.execute(
         sa.update(table)
-        .where(table.c.account == account, ~table.c.is_deleted, ~_listed(spec, stage))
+        .where(table.c.account == account, ~table.c.is_deleted, vanishing)
         .values(is_deleted=True, deleted_at=now, synced_at=now)
     )
 
@@ -248,43 +267,43 @@ def _totals(conn: Connection, spec: Entity, account: str) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def full_sync(
+def _apply(
     engine: Engine,
     spec: Entity,
     account: str,
     records: Iterable[PosterRecord],
     *,
+    missing: Collection[int] | None,
     now: datetime,
-    guard: DeletionGuard | None = None,
-    allow_mass_delete: bool = False,
-    run_id: str | None = None,
-) -> FullSyncReport:
-    """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``.
-
-    Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
-    of at least 20 active rows) refuses and ``allow_mass_delete`` is false.
-    """
-    guard = guard or DeletionGuard()
+    guard: DeletionGuard | None,
+    allow_mass_delete: bool,
+    run_id: str | None,
+    in_transaction: Callable[[Connection], int] | None = None,
+) -> SyncReport:
+    """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync."""
     latest, duplicates = _latest_by_id(records)
     stage = _stage_table(spec, f"stage_{spec.name}")
+    vanishing = _vanishing(spec, stage, missing)
     with engine.begin() as conn:
         stage.create(conn)
         if is_postgres(engine):
             _copy_stage(conn, stage, spec, latest.values())
         else:
             _insert_stage(conn, stage, latest.values())
-        plan = _plan(conn, spec, stage, account)
-        refused = guard.refuses(active=plan.active, to_delete=plan.to_delete)
-        if refused and not allow_mass_delete:
+        plan = _plan(conn, spec, stage, account, vanishing)
+        refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
+        if refused and guard is not None and not allow_mass_delete:
             raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
         _upsert_changed(conn, spec, stage, account, now)
         if plan.vanished:
-            _mark_vanished(conn, spec, stage, account, now)
+            _mark_vanished(conn, spec, account, vanishing, now)
         if not is_postgres(engine):
             stage.drop(conn)  # PostgreSQL drops it at commit
         active, total = _totals(conn, spec, account)
-        _record_success(conn, spec.name, account, now, active, total, run_id)
-    return FullSyncReport(
+        kind = "full" if missing is None else "partial"
+        _record_success(conn, spec.name, account, kind, now, active, total, run_id)
+        settled = in_transaction(conn) if in_transaction else 0
+    return SyncReport(
         entity=spec.name,
         account=account,
         fetched=len(latest) + duplicates,
@@ -298,6 +317,66 @@ def full_sync(
         active_total=active,
         rows_total=total,
         guard_overridden=refused,
+        kind=kind,
+        settled_events=settled,
+    )
+
+
+def full_sync(
+    engine: Engine,
+    spec: Entity,
+    account: str,
+    records: Iterable[PosterRecord],
+    *,
+    now: datetime,
+    guard: DeletionGuard | None = None,
+    allow_mass_delete: bool = False,
+    run_id: str | None = None,
+) -> SyncReport:
+    """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``.
+
+    Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
+    of at least 20 active rows) refuses and ``allow_mass_delete`` is false.
+    """
+    return _apply(
+        engine,
+        spec,
+        account,
+        records,
+        missing=None,
+        now=now,
+        guard=guard or DeletionGuard(),
+        allow_mass_delete=allow_mass_delete,
+        run_id=run_id,
+    )
+
+
+def partial_sync(
+    engine: Engine,
+    spec: Entity,
+    account: str,
+    records: Iterable[PosterRecord],
+    *,
+    missing: Collection[int],
+    now: datetime,
+    run_id: str | None = None,
+    in_transaction: Callable[[Connection], int] | None = None,
+) -> SyncReport:
+    """Apply re-fetched objects: upsert ``records`` and mark deleted the ``missing`` ids (Poster
+    answered not found); other rows are untouched. ``in_transaction`` runs inside the same
+    transaction (the queue settles the run's events there) and returns how many it settled.
+    """
+    return _apply(
+        engine,
+        spec,
+        account,
+        records,
+        missing=missing,
+        now=now,
+        guard=None,
+        allow_mass_delete=False,
+        run_id=run_id,
+        in_transaction=in_transaction,
     )
 
 
@@ -319,6 +398,7 @@ def _record_success(
     conn: Connection,
     entity: str,
     account: str,
+    kind: str,
     now: datetime,
     active: int,
     total: int,
@@ -328,7 +408,7 @@ def _record_success(
         conn,
         {"account": account, "entity": entity},
         {
-            "last_full_sync_at": now,
+            f"last_{kind}_sync_at": now,
             "last_attempt_at": now,
             "last_success": True,
             "last_error": None,
@@ -336,7 +416,7 @@ def _record_success(
             "rows_total": total,
             "last_run_id": run_id,
         },
-        ["full_sync_count"],
+        [f"{kind}_sync_count"],
     )
 
 

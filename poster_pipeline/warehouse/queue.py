@@ -30,10 +30,12 @@ from poster_pipeline.warehouse.schema import webhook_events as events
 __all__ = [
     "ClaimedEvent",
     "Enqueued",
+    "EventGroup",
     "RetryPolicy",
     "claim_due",
     "dedup_key",
     "enqueue",
+    "group_claimed",
     "purge",
     "queue_counts",
     "release_failed",
@@ -194,6 +196,30 @@ def claim_due(
             )
         ).all()
     return sorted((ClaimedEvent(**row._asdict()) for row in rows), key=lambda e: e.id)
+
+
+@dataclass(frozen=True)
+class EventGroup:
+    """The claimed events of one (account, entity): one partial sync."""
+
+    account: str
+    entity: str
+    object_ids: tuple[int, ...]
+    event_ids: tuple[int, ...]
+
+
+def group_claimed(claimed: Iterable[ClaimedEvent]) -> list[EventGroup]:
+    """One group per (account, entity), its object ids deduplicated: a burst of events on one
+    object is one re-fetch."""
+    groups: dict[tuple[str, str], tuple[set[int], list[int]]] = {}
+    for event in claimed:
+        objects, ids = groups.setdefault((event.account, event.entity), (set(), []))
+        objects.add(event.object_id)
+        ids.append(event.id)
+    return [
+        EventGroup(account, entity, tuple(sorted(objects)), tuple(sorted(ids)))
+        for (account, entity), (objects, ids) in sorted(groups.items())
+    ]
 
 
 def settle_done(

@@ -14,7 +14,11 @@ from cryptography.fernet import Fernet
 from poster_pipeline.catalogue import ENTITIES, entity
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
-from poster_pipeline.orchestration.resources import PosterApiResource, WarehouseResource
+from poster_pipeline.orchestration.resources import (
+    PosterApiResource,
+    WarehouseResource,
+    WebhookQueueResource,
+)
 from poster_pipeline.warehouse.schema import entity_table, sync_status
 from tests.databases import fresh_engine, postgres_url
 
@@ -53,6 +57,7 @@ def materialize(emulator, warehouse, instance, account, assets=ASSETS, **run_con
         resources={
             "poster_api": PosterApiResource(base_url=emulator.api_url, max_retries=1),
             "warehouse": warehouse,
+            "webhook_queue": WebhookQueueResource(),
         },
         run_config={"ops": {a.op.name: {"config": run_config} for a in assets}}
         if run_config
