@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from poster_pipeline import __version__
 from poster_pipeline.emulator import EmulatorConfig, emulator_command, start_in_thread
+from poster_pipeline.http.cli import serve_command
 from poster_pipeline.poster.client import ClientSettings, PosterClient
 from poster_pipeline.poster.errors import PosterError
 from poster_pipeline.settings import Settings
@@ -34,6 +35,7 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(emulator_command, name="emulator")
+main.add_command(serve_command, name="serve")
 
 
 def _redacted(url: str) -> str:
@@ -197,12 +199,36 @@ def queue_purge(older_than: timedelta) -> None:
 @click.option(
     "--emulator-port", default=8765, show_default=True, type=int, help="0 picks a free port."
 )
-def demo(once: bool, host: str, port: int, emulator_port: int) -> None:
+@click.option(
+    "--receiver-port", default=8080, show_default=True, type=int, help="Webhook receiver port."
+)
+@click.option(
+    "--changes-every",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Change a random ingredient in the emulator this often (webhook-driven syncs).",
+)
+def demo(
+    once: bool,
+    host: str,
+    port: int,
+    emulator_port: int,
+    receiver_port: int,
+    changes_every: float | None,
+) -> None:
     """Try the pipeline on the Poster emulator's demo restaurant (no Poster account needed)."""
-    from poster_pipeline.demo import connect_demo_account, format_summary, run_ui, sync_once
+    from poster_pipeline.demo import (
+        connect_demo_account,
+        format_summary,
+        run_ui,
+        start_changes,
+        sync_once,
+    )
 
     settings = Settings.from_env()
-    with start_in_thread(EmulatorConfig(), port=emulator_port) as emulator:
+    webhook_url = None if once else f"http://127.0.0.1:{receiver_port}/api/poster/webhooks"
+    with start_in_thread(EmulatorConfig(webhook_url=webhook_url), port=emulator_port) as emulator:
         settings = replace(settings, api_url=emulator.api_url)
         account = connect_demo_account(settings, emulator)
         click.echo(f"Poster emulator: {emulator.api_url} (demo account {account})")
@@ -214,9 +240,17 @@ def demo(once: bool, host: str, port: int, emulator_port: int) -> None:
                 raise click.ClickException("some entities failed to sync (see the log above)")
             return
         click.echo(
+            f"webhook receiver: {webhook_url}\n"
             f"\nDagster UI: http://{host}:{port}\n"
-            "  Assets → group 'poster' → Materialize all → partition "
-            f"'{account}' fills every table.\n"
-            "  Ctrl-C stops Dagster and the emulator.\n"
+            f"  Assets → group 'poster' → Materialize all → partition '{account}' fills every "
+            "table.\n"
+            "  Change an ingredient and watch a partial sync run (Runs, tag poster/sync):\n"
+            f"    curl -X PATCH {emulator.url}/control/{account}/ingredients/1 "
+            "-H 'Content-Type: application/json' -d '{\"ingredient_name\": \"Мёд\"}'\n"
+            "  Ctrl-C stops everything.\n"
         )
-        raise SystemExit(run_ui(settings, account, host, port))
+        if changes_every:
+            start_changes(emulator, account, changes_every)
+        raise SystemExit(
+            run_ui(settings, emulator, account, host=host, port=port, receiver_port=receiver_port)
+        )

@@ -1,21 +1,25 @@
 """The newcomer's demo: the emulator with a demo restaurant, the warehouse, and Dagster.
 
 ``poster-pipeline demo --once`` syncs everything once in this process and prints what landed;
-``poster-pipeline demo`` starts Dagster's webserver and daemon (``dagster dev``) on the same
-setup and leaves the clicking to you.
+``poster-pipeline demo`` starts the webhook receiver and Dagster's webserver and daemon
+(``dagster dev``) on the same setup, with the emulator sending its webhooks to the receiver, and
+leaves the clicking to you.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import requests
 import sqlalchemy as sa
 
 from poster_pipeline.catalogue import ENTITIES
@@ -33,7 +37,14 @@ from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
 from poster_pipeline.warehouse.schema import entity_table
 
-__all__ = ["SyncSummary", "connect_demo_account", "format_summary", "run_ui", "sync_once"]
+__all__ = [
+    "SyncSummary",
+    "connect_demo_account",
+    "format_summary",
+    "run_ui",
+    "start_changes",
+    "sync_once",
+]
 
 
 def connect_demo_account(settings: Settings, emulator: RunningEmulator) -> str:
@@ -108,32 +119,74 @@ def format_summary(summaries: list[SyncSummary]) -> str:
     return "\n".join(lines)
 
 
-def run_ui(settings: Settings, account: str, host: str, port: int) -> int:
-    """Run ``dagster dev`` on the demo setup until interrupted; returns its exit code."""
+def _dagster_home(data_dir: Path) -> Path:
+    """The demo's Dagster instance folder, with this project's dagster.yaml when there is one."""
+    home = data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    if Path("dagster.yaml").exists() and not (home / "dagster.yaml").exists():
+        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def run_ui(
+    settings: Settings,
+    emulator: RunningEmulator,
+    account: str,
+    *,
+    host: str,
+    port: int,
+    receiver_port: int,
+) -> int:
+    """Run the webhook receiver and ``dagster dev`` on the demo setup until interrupted."""
     data_dir = settings.data_dir.resolve()
-    dagster_home = data_dir / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = Path("dagster.yaml")
-    if instance_yaml.exists() and not (dagster_home / "dagster.yaml").exists():
-        shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
+    dagster_home = _dagster_home(data_dir)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        if account not in instance.get_dynamic_partitions(ACCOUNTS):
+            instance.add_dynamic_partitions(ACCOUNTS, [account])
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
         "POSTER_API_URL": settings.api_url,
         "POSTER_DATA_DIR": str(data_dir),
+        "POSTER_APPLICATION_SECRET": emulator.config.application_secret,
     }
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        if account not in instance.get_dynamic_partitions(ACCOUNTS):
-            instance.add_dynamic_partitions(ACCOUNTS, [account])
-    dagster = Path(sys.executable).with_name("dagster")
-    command = [
-        str(dagster),
-        "dev",
-        "-m",
-        "poster_pipeline.definitions",
-        "-h",
-        host,
-        "-p",
-        str(port),
-    ]
-    return subprocess.call(command, env=env)
+    bin_dir = Path(sys.executable).parent
+    receiver = subprocess.Popen(
+        [
+            str(bin_dir / "poster-pipeline"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(receiver_port),
+        ],
+        env=env,
+    )
+    try:
+        dagster = [str(bin_dir / "dagster"), "dev", "-m", "poster_pipeline.definitions"]
+        return subprocess.call([*dagster, "-h", host, "-p", str(port)], env=env)
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+
+
+def start_changes(emulator: RunningEmulator, account: str, every: float) -> threading.Event:
+    """Change a random ingredient's stock in the emulator every ``every`` seconds, so webhook-
+    driven partial syncs show up in the UI; set the returned event to stop."""
+    stop = threading.Event()
+    randomizer = random.Random(1)
+
+    def loop() -> None:
+        with requests.Session() as session:
+            while not stop.wait(every):
+                listed = session.get(f"{emulator.url}/control/{account}/ingredients", timeout=10)
+                ingredient = randomizer.choice(listed.json())
+                left = f"{randomizer.uniform(0, 500):.5f}"
+                session.patch(
+                    f"{emulator.url}/control/{account}/ingredients/{ingredient['ingredient_id']}",
+                    json={"ingredient_left": left},
+                    timeout=10,
+                )
+
+    threading.Thread(target=loop, name="demo-changes", daemon=True).start()
+    return stop

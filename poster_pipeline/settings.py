@@ -30,6 +30,12 @@ class Settings:
     application_id: str | None = None
     application_secret: str | None = field(default=None, repr=False)
     redirect_uri: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timezone: str = "UTC"
+    smart_sync_window_hours: float = 24.0
+    alert_email_to: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
+    alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +48,12 @@ class Settings:
             application_id=env.get("POSTER_APPLICATION_ID") or None,
             application_secret=env.get("POSTER_APPLICATION_SECRET") or None,
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
+            api_key=env.get("POSTER_API_KEY") or None,
+            timezone=env.get("POSTER_TIMEZONE") or "UTC",
+            smart_sync_window_hours=float(env.get("POSTER_SMART_SYNC_HOURS") or 24),
+            alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
+            smtp_url=env.get("POSTER_SMTP_URL") or None,
+            alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,
         )
 
     @property

@@ -17,8 +17,7 @@ from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
 from poster_pipeline.warehouse.engine import create_warehouse_engine
-from poster_pipeline.warehouse.migrate import VERSION_TABLE, upgrade
-from poster_pipeline.warehouse.schema import metadata
+from poster_pipeline.warehouse.migrate import upgrade
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/poster_pipeline_test"
 
@@ -43,16 +42,21 @@ def postgres_url(suffix: str = "") -> str:
 
 
 def reset(engine: Engine) -> None:
-    """Drop the warehouse tables and migrate from empty."""
+    """Drop everything in the database and migrate from empty."""
     with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        else:
+            for table in reversed(sa.inspect(conn).get_table_names()):
+                conn.execute(sa.text(f'DROP TABLE "{table}"'))
     upgrade(engine)
 
 
-def fresh_engine(backend: str, tmp_dir: Path) -> Engine:
+def fresh_engine(backend: str, tmp_dir: Path, suffix: str = "") -> Engine:
+    """A migrated, empty warehouse; ``suffix`` picks a PostgreSQL database of its own."""
     if backend == "postgresql":
-        engine = create_warehouse_engine(postgres_url())
+        engine = create_warehouse_engine(postgres_url(suffix))
     else:
         engine = create_warehouse_engine(f"sqlite:///{tmp_dir / 'warehouse.db'}")
     reset(engine)

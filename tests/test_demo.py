@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from poster_pipeline.catalogue import ENTITIES
-from tests.databases import postgres_url
+from tests.databases import fresh_engine, postgres_url
 
 CLI = str(Path(sys.executable).with_name("poster-pipeline"))
 
@@ -45,6 +45,7 @@ def test_demo_once_syncs_everything_into_the_embedded_warehouse(tmp_path):
 
 
 def test_demo_once_works_the_same_on_postgresql(tmp_path):
+    fresh_engine("postgresql", tmp_path, "_demo").dispose()
     env = demo_env(tmp_path, POSTER_DATABASE_URL=postgres_url("_demo"))
     result = subprocess.run(
         [CLI, "demo", "--once", "--emulator-port", "0"],

@@ -15,7 +15,7 @@ through. Only full syncs are tagged ``poster/sync=full`` and reset the freshness
 # (config and resources) at definition time.
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
+from poster_pipeline.orchestration.automation import smart_sync_condition
 from poster_pipeline.orchestration.partitions import accounts_partitions
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
@@ -46,6 +47,7 @@ UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
 PREVIEW_ROWS = 5
 LISTED_IDS = 50
+DEFAULT_WINDOW = timedelta(hours=24)
 
 # Failures a sync reports cleanly (their text is safe: no token, no secret).
 _EXPECTED_FAILURES = (PosterError, AccountError, sa.exc.SQLAlchemyError, psycopg.Error)
@@ -223,7 +225,7 @@ def _partial_sync(
         )
     except _EXPECTED_FAILURES as exc:
         message = f"partial sync of {spec.name} for account {account} failed: {exc}"
-        _record_failure(context, warehouse, spec, message, now)
+        _record_failure(context, warehouse, spec, message, now, kind="partial")
         if config.claim_id is not None:
             retried, dead = release_failed(
                 engine,
@@ -261,6 +263,7 @@ def _record_failure(
     spec: Entity,
     message: str,
     now: datetime,
+    kind: str = "full",
 ) -> None:
     try:
         record_failure(
@@ -269,14 +272,22 @@ def _record_failure(
             context.partition_key,
             message,
             now=now,
+            kind=kind,
             run_id=context.run.run_id,
         )
     except _EXPECTED_FAILURES as exc:  # the warehouse itself may be what failed
         context.log.warning(f"could not record the failure in sync_status: {exc}")
 
 
-def entity_asset(spec: Entity) -> dg.AssetsDefinition:
-    """The asset that keeps ``spec``'s table in step with Poster, one partition per account."""
+def entity_asset(
+    spec: Entity, smart_sync_window: timedelta = DEFAULT_WINDOW
+) -> dg.AssetsDefinition:
+    """The asset that keeps ``spec``'s table in step with Poster, one partition per account.
+
+    Its freshness policy shows in the UI when any sync (full or partial) is older than the
+    window; its automation condition (smart sync) asks for a full sync when the last *full*
+    one is.
+    """
     key = entity_asset_key(spec)
     deletion = (
         f"rows Poster flags with `{spec.delete_flag}` or no longer lists"
@@ -293,6 +304,8 @@ def entity_asset(spec: Entity) -> dg.AssetsDefinition:
         f"`{spec.table}`, keyed by (account, `{spec.key}`); {deletion} are marked deleted, "
         "never dropped.",
         metadata={"table": spec.table, "dagster/column_schema": _column_schema(spec)},
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=smart_sync_window),
+        automation_condition=smart_sync_condition(spec.name, smart_sync_window),
         check_specs=[
             dg.AssetCheckSpec(UNIQUE_KEYS, asset=key, description="Poster listed each id once."),
             dg.AssetCheckSpec(
@@ -317,5 +330,5 @@ def entity_asset(spec: Entity) -> dg.AssetsDefinition:
     return _sync
 
 
-def entity_assets() -> list[dg.AssetsDefinition]:
-    return [entity_asset(spec) for spec in ENTITIES]
+def entity_assets(smart_sync_window: timedelta = DEFAULT_WINDOW) -> list[dg.AssetsDefinition]:
+    return [entity_asset(spec, smart_sync_window) for spec in ENTITIES]

@@ -3,12 +3,10 @@
 import dagster as dg
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
-from poster_pipeline.orchestration.partitions import accounts_partitions
 
 full_sync_job = dg.define_asset_job(
     name="full_sync",
     selection=dg.AssetSelection.groups("poster"),
-    partitions_def=accounts_partitions,
     tags={SYNC_TAG: "full"},
     description="A full sync of every Poster entity for one account (one partition).",
 )

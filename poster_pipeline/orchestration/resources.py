@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +11,7 @@ from sqlalchemy.engine import Engine
 from poster_pipeline.poster.client import DEFAULT_API_URL, ClientSettings, PosterClient
 from poster_pipeline.settings import DEFAULT_DATA_DIR
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
-from poster_pipeline.warehouse.engine import create_warehouse_engine, default_database_url
+from poster_pipeline.warehouse.engine import default_database_url, shared_engine
 from poster_pipeline.warehouse.guard import DeletionGuard
 from poster_pipeline.warehouse.queue import RetryPolicy
 
@@ -46,12 +45,6 @@ class PosterApiResource(dg.ConfigurableResource):
         )
 
 
-@cache
-def _engine(url: str) -> Engine:
-    """One pooled engine per URL and process (runs, sensors and the CLI each have their own)."""
-    return create_warehouse_engine(url)
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse database and the accounts stored in it.
 
@@ -70,7 +63,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return self.database_url or default_database_url(Path(self.data_dir))
 
     def engine(self) -> Engine:
-        return _engine(self.url)
+        return shared_engine(self.url)
 
     def accounts(self) -> AccountStore:
         return AccountStore(self.engine(), cipher_for(self.token_key, Path(self.data_dir)))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["create_warehouse_engine", "default_database_url", "is_postgres"]
+__all__ = ["create_warehouse_engine", "default_database_url", "is_postgres", "shared_engine"]
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -68,3 +69,10 @@ def create_warehouse_engine(url: str) -> Engine:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+@cache
+def shared_engine(url: str) -> Engine:
+    """One pooled engine per URL and process, for long-lived callers (runs, sensors, the
+    automation condition); one-off commands use :func:`create_warehouse_engine`."""
+    return create_warehouse_engine(url)

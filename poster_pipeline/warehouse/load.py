@@ -410,6 +410,7 @@ def _record_success(
         {
             f"last_{kind}_sync_at": now,
             "last_attempt_at": now,
+            **({"last_full_attempt_at": now} if kind == "full" else {}),
             "last_success": True,
             "last_error": None,
             "rows_active": active,
@@ -427,15 +428,17 @@ def record_failure(
     error: str,
     *,
     now: datetime,
+    kind: str = "full",
     run_id: str | None = None,
 ) -> None:
-    """Note a failed sync in ``sync_status`` (the entity's rows are left untouched)."""
+    """Note a failed ``kind`` sync in ``sync_status`` (the entity's rows are left untouched)."""
     with engine.begin() as conn:
         _upsert_status(
             conn,
             {"account": account, "entity": entity},
             {
                 "last_attempt_at": now,
+                **({"last_full_attempt_at": now} if kind == "full" else {}),
                 "last_success": False,
                 "last_error": error[:2000],
                 "last_run_id": run_id,

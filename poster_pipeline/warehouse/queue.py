@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,8 +73,15 @@ class Enqueued:
     duplicate: bool
 
 
-def _insert(conn: Connection) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(events)
+@cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The receiver's one INSERT, built once per dialect (the hot path only binds values)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(events)
+        .on_conflict_do_nothing(index_elements=[events.c.dedup_key])
+        .returning(events.c.id)
+    )
 
 
 def enqueue(
@@ -90,29 +98,24 @@ def enqueue(
     ``ignore_reason`` stores the event as ``ignored`` (an object the pipeline does not sync,
     an unknown account, a test hook): recorded for the log, never run.
     """
-    statement = (
-        _insert(conn)
-        .values(
-            dedup_key=dedup_key(event),
-            account=event.account,
-            account_number=event.account_number,
-            object=event.object,
-            object_id=event.object_id,
-            action=event.action,
-            event_time=int(event.time),
-            entity=entity,
-            status="ignored" if ignore_reason else "pending",
-            ignore_reason=ignore_reason,
-            attempts=0,
-            next_attempt_at=now,
-            received_at=now,
-            updated_at=now,
-            payload=dict(payload),
-        )
-        .on_conflict_do_nothing(index_elements=[events.c.dedup_key])
-        .returning(events.c.id)
-    )
-    new_id = conn.execute(statement).scalar_one_or_none()
+    values = {
+        "dedup_key": dedup_key(event),
+        "account": event.account,
+        "account_number": event.account_number,
+        "object": event.object,
+        "object_id": event.object_id,
+        "action": event.action,
+        "event_time": int(event.time),
+        "entity": entity,
+        "status": "ignored" if ignore_reason else "pending",
+        "ignore_reason": ignore_reason,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "received_at": now,
+        "updated_at": now,
+        "payload": dict(payload),
+    }
+    new_id = conn.execute(_enqueue_statement(conn.dialect.name), values).scalar_one_or_none()
     return Enqueued(id=new_id, duplicate=new_id is None)
 
 

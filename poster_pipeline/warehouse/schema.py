@@ -28,9 +28,13 @@ from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
 __all__ = [
     "BOOKKEEPING_COLUMNS",
     "EVENT_STATUSES",
+    "REQUEST_STATUSES",
     "accounts",
+    "alerts_sent",
     "entity_table",
     "metadata",
+    "oauth_states",
+    "sync_requests",
     "sync_status",
     "webhook_events",
 ]
@@ -109,6 +113,7 @@ sync_status = sa.Table(
     sa.Column("last_full_sync_at", TIMESTAMP, comment="last successful full sync"),
     sa.Column("last_partial_sync_at", TIMESTAMP, comment="last successful partial sync"),
     sa.Column("last_attempt_at", TIMESTAMP, nullable=False),
+    sa.Column("last_full_attempt_at", TIMESTAMP, comment="last full sync, successful or not"),
     sa.Column("last_success", sa.Boolean(), nullable=False),
     sa.Column("last_error", sa.Text(), comment="why the last attempt failed; NULL after success"),
     sa.Column("full_sync_count", sa.Integer(), nullable=False, server_default="0"),
@@ -180,4 +185,66 @@ webhook_events = sa.Table(
     ),
     sa.Index("ix_webhook_events_received_at", "received_at"),
     comment="Poster webhooks as received: the queue the webhook sensor drains.",
+)
+
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("key", sa.Text(), primary_key=True, comment="what the alerts are about"),
+    sa.Column(
+        "last_sent_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        comment="when the last alert about the key went out",
+    ),
+    sa.Column(
+        "count_suppressed",
+        sa.Integer(),
+        nullable=False,
+        server_default="0",
+        comment="alerts held back since last_sent_at",
+    ),
+    comment="Alert de-duplication: at most one alert per key and window.",
+)
+
+REQUEST_STATUSES = ("pending", "launched")
+
+sync_requests = sa.Table(
+    "sync_requests",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("account", sa.Text(), nullable=False, comment="Poster account login"),
+    sa.Column("entity", sa.Text(), nullable=False, comment="the catalogue entity"),
+    sa.Column("force", sa.Boolean(), nullable=False, comment="asked as forced, not smart"),
+    sa.Column("requested_at", TIMESTAMP, nullable=False),
+    sa.Column("requested_by", sa.Text(), nullable=False, comment="who asked, e.g. api"),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("launched_at", TIMESTAMP, comment="when the sensor requested its run"),
+    sa.Column("run_key", sa.Text(), comment="the run key of the Dagster run that serves it"),
+    sa.CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{s}'" for s in REQUEST_STATUSES)), name="status"
+    ),
+    sa.Index(
+        "ix_sync_requests_pending",
+        "id",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index("ix_sync_requests_recent", "account", "entity", "force", "requested_at"),
+    comment="Full syncs requested through the sync API; the sync_requests sensor launches them.",
+)
+
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column(
+        "state_hash",
+        sa.Text(),
+        primary_key=True,
+        comment="SHA-256 of the state, hex; the state itself is never stored",
+    ),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
+    sa.Column("used_at", TIMESTAMP, comment="when a callback spent it; NULL while unused"),
+    comment="OAuth states of authorizations in progress: single-use, short-lived.",
 )

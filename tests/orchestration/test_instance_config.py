@@ -27,10 +27,11 @@ def test_the_local_instance_file_keeps_runs_in_sqlite(tmp_path):
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
 
 
-def test_the_production_instance_file_keeps_runs_in_postgres(monkeypatch):
+def test_the_production_instance_file_keeps_runs_in_postgres(tmp_path, monkeypatch):
     dagster_db = sa.engine.make_url(postgres_url("_dagster")).set(drivername="postgresql+psycopg2")
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_db.render_as_string(hide_password=False))
-    with dg.DagsterInstance.from_config(str(ROOT / "deploy" / "postgres")) as instance:
+    (tmp_path / "dagster.yaml").write_text((ROOT / "deploy/postgres/dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         result = dg.materialize([probe], instance=instance)
         assert result.success

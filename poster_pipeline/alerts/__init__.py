@@ -1,0 +1,48 @@
+"""Failure alerts: a failed sync or a dead webhook event reaches a person by e-mail or chat."""
+
+from poster_pipeline.alerts.alert import Alert
+from poster_pipeline.alerts.dead_events import (
+    RETRY_COMMAND,
+    DeadEvent,
+    DeadEventsCursor,
+    dead_events_alert,
+    find_newly_dead,
+)
+from poster_pipeline.alerts.notifiers import (
+    Delivery,
+    EmailNotifier,
+    NotificationError,
+    Notifier,
+    WebhookNotifier,
+    deliver,
+)
+from poster_pipeline.alerts.resource import AlertsResource
+from poster_pipeline.alerts.run_failure import FailedRun, RunAlertOutcome, notify_run_failure
+from poster_pipeline.alerts.state import AlertClaim, alerts_sent, claim_alert, release_alert
+from poster_pipeline.alerts.targets import AlertConfigError, parse_smtp_url, redact_url
+
+__all__ = [
+    "RETRY_COMMAND",
+    "Alert",
+    "AlertClaim",
+    "AlertConfigError",
+    "AlertsResource",
+    "DeadEvent",
+    "DeadEventsCursor",
+    "Delivery",
+    "EmailNotifier",
+    "FailedRun",
+    "NotificationError",
+    "Notifier",
+    "RunAlertOutcome",
+    "WebhookNotifier",
+    "alerts_sent",
+    "claim_alert",
+    "dead_events_alert",
+    "deliver",
+    "find_newly_dead",
+    "notify_run_failure",
+    "parse_smtp_url",
+    "redact_url",
+    "release_alert",
+]

@@ -1,0 +1,17 @@
+"""The HTTP side: the ASGI receiver of Poster's webhooks and its ``serve`` command.
+
+The receiver verifies a webhook, stores it in the ``webhook_events`` queue and answers; the
+Dagster sensor drains the queue. Nothing here syncs data.
+"""
+
+from poster_pipeline.http.intake import Classification, classify
+from poster_pipeline.http.receiver import create_app
+from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
+
+__all__ = [
+    "Classification",
+    "ReceiverConfigError",
+    "ReceiverSettings",
+    "classify",
+    "create_app",
+]

@@ -1,0 +1,99 @@
+"""What the webhook receiver is configured with, checked when it is built."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from poster_pipeline.poster.client import DEFAULT_API_URL
+from poster_pipeline.settings import DEFAULT_DATA_DIR, Settings
+
+__all__ = ["ReceiverConfigError", "ReceiverSettings"]
+
+
+class ReceiverConfigError(ValueError):
+    """The receiver cannot run with this configuration; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The receiver's settings. Secrets and the database URL are left out of ``repr``.
+
+    - ``application_secret``: the Poster application's secret (``POSTER_APPLICATION_SECRET``);
+      every webhook's signature is checked with it, so it is required.
+    - ``warehouse_url``: the warehouse to queue into; may be ``None`` only when
+      :func:`~poster_pipeline.http.receiver.create_app` is given an engine.
+    - ``max_body_bytes``: a larger body is refused with 413 (Poster's hooks are well under
+      1 KiB; ``data`` is the biggest field).
+    - ``accounts_cache_seconds``: how long the list of active accounts is trusted.
+    - ``database_timeout_seconds``: a webhook whose storage takes longer is answered 503.
+    - ``database_concurrency``: warehouse calls in flight at once (the pool size of the
+      receiver's own engine).
+
+    The sync API and OAuth connect (``docs/sync-api.md``):
+
+    - ``api_key``: the bearer key of the sync API (``POSTER_API_KEY``); unset, the sync API
+      answers 503 and the webhook endpoint works as before.
+    - ``application_id``, ``redirect_uri``: the Poster application's OAuth settings; unset,
+      the OAuth routes answer 503 naming the variable.
+    - ``api_url``: Poster's Web API base (the emulator's in tests and the demo).
+    - ``token_key``, ``data_dir``: how stored access tokens are encrypted, as in Dagster's
+      ``WarehouseResource`` (both sides must use the same key).
+    - ``smart_sync_window_hours``: smart sync's freshness window, for ``needsSync``.
+    - ``force_interval_seconds``: the least time between two forced syncs of one account
+      and entity.
+    """
+
+    application_secret: str = field(repr=False)
+    warehouse_url: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 65536
+    accounts_cache_seconds: float = 5.0
+    database_timeout_seconds: float = 3.0
+    database_concurrency: int = 10
+    api_key: str | None = field(default=None, repr=False)
+    application_id: str | None = None
+    redirect_uri: str | None = None
+    api_url: str = DEFAULT_API_URL
+    token_key: str | None = field(default=None, repr=False)
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    smart_sync_window_hours: float = 24.0
+    force_interval_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.application_secret:
+            raise ReceiverConfigError(
+                "POSTER_APPLICATION_SECRET is not set: the receiver needs the Poster "
+                "application's secret to verify webhook signatures"
+            )
+        if self.max_body_bytes < 1:
+            raise ReceiverConfigError("max_body_bytes must be positive")
+        if self.accounts_cache_seconds < 0:
+            raise ReceiverConfigError("accounts_cache_seconds must not be negative")
+        if self.database_timeout_seconds <= 0:
+            raise ReceiverConfigError("database_timeout_seconds must be positive")
+        if self.database_concurrency < 1:
+            raise ReceiverConfigError("database_concurrency must be at least 1")
+        if self.smart_sync_window_hours <= 0:
+            raise ReceiverConfigError("smart_sync_window_hours must be positive")
+        if self.force_interval_seconds < 0:
+            raise ReceiverConfigError("force_interval_seconds must not be negative")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReceiverSettings:
+        return cls(
+            application_secret=settings.application_secret or "",
+            warehouse_url=settings.warehouse_url,
+            api_key=settings.api_key,
+            application_id=settings.application_id,
+            redirect_uri=settings.redirect_uri,
+            api_url=settings.api_url,
+            token_key=settings.token_key,
+            data_dir=settings.data_dir,
+            smart_sync_window_hours=settings.smart_sync_window_hours,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReceiverSettings:
+        """From the ``POSTER_*`` variables (see :class:`~poster_pipeline.settings.Settings`)."""
+        return cls.from_settings(Settings.from_env(environ))

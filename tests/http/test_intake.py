@@ -1,0 +1,77 @@
+"""Classification of verified webhooks: pure rules, no server and no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from poster_pipeline.catalogue import ENTITIES
+from poster_pipeline.http.intake import CHANGE_ACTIONS, Classification, classify
+from poster_pipeline.poster.webhooks import WebhookEvent
+
+ACTIVE = frozenset({"api-demo", "second-cafe"})
+
+
+def event(**fields: object) -> WebhookEvent:
+    values: dict[str, object] = {
+        "account": "api-demo",
+        "object": "ingredient",
+        "object_id": 91,
+        "action": "changed",
+        "time": "1518794257",
+        "verify": "0" * 32,
+    }
+    values.update(fields)
+    return WebhookEvent(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("obj", "entity"),
+    [(obj, spec.name) for spec in ENTITIES for obj in spec.webhook_objects],
+)
+@pytest.mark.parametrize("action", sorted(CHANGE_ACTIONS))
+def test_every_catalogue_object_is_queued_for_its_entity(obj, entity, action):
+    assert classify(event(object=obj, action=action), ACTIVE) == Classification(entity, None)
+
+
+def test_dish_and_product_both_concern_products():
+    assert classify(event(object="dish"), ACTIVE).entity == "products"
+    assert classify(event(object="product"), ACTIVE).entity == "products"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"object": "transaction"}, (None, "object transaction is not synced")),
+        ({"object": "client", "action": "added"}, (None, "object client is not synced")),
+        ({"action": "test"}, ("ingredients", "test hook")),
+        ({"action": "closed"}, ("ingredients", "unknown action closed")),
+        ({"action": "Changed"}, ("ingredients", "unknown action Changed")),
+        ({"account": "stranger"}, ("ingredients", "account stranger is not connected")),
+    ],
+)
+def test_what_is_not_synced_is_ignored_with_a_reason(fields, expected):
+    assert classify(event(**fields), ACTIVE) == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (
+            {"object": "transaction", "action": "test", "account": "x"},
+            "object transaction is not synced",
+        ),
+        ({"action": "test", "account": "x"}, "test hook"),
+        ({"action": "closed", "account": "x"}, "unknown action closed"),
+    ],
+)
+def test_the_first_rule_that_applies_gives_the_reason(fields, reason):
+    assert classify(event(**fields), ACTIVE).ignore_reason == reason
+
+
+def test_no_account_is_connected_when_there_are_none():
+    assert classify(event(), frozenset()).ignore_reason == "account api-demo is not connected"
+
+
+def test_the_result_unpacks_as_a_pair():
+    entity, reason = classify(event(), ACTIVE)
+    assert (entity, reason) == ("ingredients", None)
