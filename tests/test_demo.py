@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 
 from poster_pipeline.catalogue import ENTITIES
+from poster_pipeline.warehouse.schema import webhook_events
 from tests.databases import fresh_engine, postgres_url
+from tests.processes import answers, free_port, start, stop, wait_until
 
 CLI = str(Path(sys.executable).with_name("poster-pipeline"))
 
@@ -59,47 +59,78 @@ def test_demo_once_works_the_same_on_postgresql(tmp_path):
     assert_every_entity_synced(result.stdout)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 ASSETS_QUERY = "{ assetNodes { assetKey { path } partitionKeys } }"
 
 
-def test_demo_starts_the_dagster_ui_with_every_entity_asset(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [CLI, "demo", "--port", str(port), "--emulator-port", "0"],
+def asset_nodes(port: int) -> list[dict] | None:
+    try:
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": ASSETS_QUERY}, timeout=5
+        )
+        return answer.json()["data"]["assetNodes"] or None
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+
+
+def settled_events(warehouse: Path) -> list[str]:
+    if not warehouse.exists():
+        return []
+    engine = sa.create_engine(f"sqlite:///{warehouse}")
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("webhook_events"):
+                return []
+            return list(conn.execute(sa.select(webhook_events.c.status)).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_demo_runs_dagster_and_webhook_driven_syncs(tmp_path):
+    port, emulator_port, receiver_port = free_port(), free_port(), free_port()
+    process = start(
+        [
+            "poster-pipeline",
+            "demo",
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(emulator_port),
+            "--receiver-port",
+            str(receiver_port),
+        ],
+        demo_env(tmp_path),
+        tmp_path / "demo.log",
         cwd=tmp_path,
-        env=demo_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 150
-        nodes = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                answer = requests.post(
-                    f"http://127.0.0.1:{port}/graphql", json={"query": ASSETS_QUERY}, timeout=5
-                )
-                nodes = answer.json()["data"]["assetNodes"]
-                if nodes:
-                    break
-            except (requests.RequestException, ValueError, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        assert nodes, "the Dagster UI answered with the code location's assets in time"
+        found: list[list[dict]] = []
+
+        def ui_lists_assets() -> bool:
+            nodes = asset_nodes(port)
+            if nodes:
+                found.append(nodes)
+            return bool(nodes)
+
+        wait_until(ui_lists_assets, 150, "the Dagster UI with the code location's assets", 1)
+        nodes = found[-1]
         poster = {"/".join(n["assetKey"]["path"]): n["partitionKeys"] for n in nodes}
         for spec in ENTITIES:
             assert poster[f"poster/{spec.name}"] == ["api-demo"]
+
+        wait_until(answers(f"http://127.0.0.1:{receiver_port}/health/ready"), 60, "the receiver")
+        requests.patch(
+            f"http://127.0.0.1:{emulator_port}/control/api-demo/ingredients/1",
+            json={"ingredient_name": "Мёд"},
+            timeout=5,
+        ).raise_for_status()
+        wait_until(
+            lambda: settled_events(tmp_path / "data" / "warehouse.db") == ["done"],
+            150,
+            "the demo's webhook settled by a partial sync",
+            step=1,
+        )
+    except AssertionError:
+        print((tmp_path / "demo.log").read_text()[-5000:])
+        raise
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, timeout=60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography.fernet import Fernet
+
+from tests.processes import BIN, answers, clean_env, free_port, start, stop, wait_until
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 CLI = str(Path(sys.executable).with_name("poster-pipeline"))
@@ -95,3 +99,67 @@ def test_the_token_key_one_liner_makes_a_fernet_key():
         check=True,
     ).stdout.strip()
     Fernet(key.encode())
+
+
+def test_the_demos_change_command_reaches_the_emulator(emulator_port):
+    [change] = code_blocks("sh", "Мёд")
+    run_shell(change, emulator_port)
+    answer = requests.get(f"http://127.0.0.1:{emulator_port}/control/api-demo/ingredients/1")
+    assert answer.json()["object"]["ingredient_name"] == "Мёд"
+
+
+@pytest.fixture
+def served_warehouse(tmp_path, emulator_port):
+    """`poster-pipeline serve` on a fresh embedded warehouse with the demo account connected."""
+    receiver_port = free_port()
+    token = requests.get(f"http://127.0.0.1:{emulator_port}/control/accounts", timeout=5).json()
+    env = clean_env(
+        POSTER_DATA_DIR=str(tmp_path / "data"),
+        POSTER_TOKEN_KEY=Fernet.generate_key().decode(),
+        POSTER_API_URL=f"http://127.0.0.1:{emulator_port}/api",
+        POSTER_APPLICATION_SECRET="readme-secret",
+        POSTER_API_KEY="readme-api-key",
+        PATH=f"{BIN}:{os.environ['PATH']}",
+    )
+    subprocess.run([CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [CLI, "accounts", "add", "--account", "api-demo", "--token", token[0]["token"]],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    process = start(
+        ["poster-pipeline", "serve", "--port", str(receiver_port)], env, tmp_path / "serve.log"
+    )
+    try:
+        wait_until(answers(f"http://127.0.0.1:{receiver_port}/health/ready"), 30, "the receiver")
+        yield env, receiver_port
+    finally:
+        stop(process)
+
+
+def test_the_sync_api_examples_work(served_warehouse):
+    env, port = served_warehouse
+    [calls] = code_blocks("sh", "/api/poster/sync")
+    output = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", calls.replace("8080", str(port))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    decoder = json.JSONDecoder()
+    status, end = decoder.raw_decode(output)
+    queued, _ = decoder.raw_decode(output[end:].lstrip())
+    assert status["accounts"]["api-demo"]["suppliers"]["needsSync"] is True
+    assert queued["queued"] == [{"account": "api-demo", "entity": "suppliers", "force": True}]
+
+
+def test_the_queue_commands_run(served_warehouse):
+    env, _port = served_warehouse
+    [commands_block] = code_blocks("sh", "queue status")
+    for command in commands(commands_block):
+        argv = command.split("#")[0].split()
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 
 from poster_pipeline.catalogue import ENTITIES, entity
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
-    WarehouseResource,
     WebhookQueueResource,
 )
 from poster_pipeline.warehouse.schema import entity_table, sync_status
-from tests.databases import fresh_engine, postgres_url
 
 ASSETS = entity_assets()
-
-
-@pytest.fixture(scope="module")
-def warehouse(emulator, tmp_path_factory) -> Iterator[WarehouseResource]:
-    """A fresh PostgreSQL warehouse with both emulator accounts connected."""
-    engine = fresh_engine("postgresql", tmp_path_factory.mktemp("unused"))
-    engine.dispose()
-    resource = WarehouseResource(
-        database_url=postgres_url(),
-        data_dir=str(tmp_path_factory.mktemp("data")),
-        token_key=Fernet.generate_key().decode(),
-    )
-    for account in emulator.config.accounts:
-        resource.accounts().add(account.name, account.token, now=datetime.now(UTC))
-    yield resource
 
 
 @pytest.fixture(scope="module")

@@ -11,38 +11,22 @@ import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 
 from poster_pipeline.catalogue import entity, entity_for_webhook_object
 from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
-    WarehouseResource,
     WebhookQueueResource,
 )
 from poster_pipeline.poster.webhooks import WebhookEvent
 from poster_pipeline.warehouse.queue import enqueue, queue_counts
 from poster_pipeline.warehouse.schema import entity_table, sync_status, webhook_events
 from sensors.webhooks import webhook_queue_sensor
-from tests.databases import fresh_engine, postgres_url
 
 ASSETS = {asset.key: asset for asset in entity_assets()}
 _times = itertools.count(1_760_000_000)
 QUEUE = WebhookQueueResource(max_attempts=2, backoff_base_s=60)
-
-
-@pytest.fixture(scope="module")
-def warehouse(emulator, tmp_path_factory) -> WarehouseResource:
-    fresh_engine("postgresql", tmp_path_factory.mktemp("unused")).dispose()
-    resource = WarehouseResource(
-        database_url=postgres_url(),
-        data_dir=str(tmp_path_factory.mktemp("data")),
-        token_key=Fernet.generate_key().decode(),
-    )
-    for account in emulator.config.accounts:
-        resource.accounts().add(account.name, account.token, now=datetime.now(UTC))
-    return resource
 
 
 @pytest.fixture(scope="module")
