@@ -10,7 +10,7 @@ from poster_pipeline.catalogue import entity
 from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
-from poster_pipeline.warehouse.queue import EventGroup, claim_due, group_claimed
+from poster_pipeline.warehouse.queue import EventGroup, claim_due, group_claimed, unclaim
 
 # Dagster's sensor loop runs at most every ~5 s whatever is asked (dagster-notes.md §2).
 INTERVAL_SECONDS = int(os.environ.get("POSTER_WEBHOOK_SENSOR_INTERVAL", "5"))
@@ -46,9 +46,9 @@ def webhook_queue_sensor(
     warehouse: WarehouseResource,
     webhook_queue: WebhookQueueResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    claim_id = uuid.uuid4().hex
+    engine, claim_id = warehouse.engine(), uuid.uuid4().hex
     claimed = claim_due(
-        warehouse.engine(),
+        engine,
         claim_id=claim_id,
         now=datetime.now(UTC),
         lease=webhook_queue.lease,
@@ -57,13 +57,19 @@ def webhook_queue_sensor(
     )
     if not claimed:
         return dg.SkipReason("no webhook event is due")
-    groups = group_claimed(claimed)
-    known = set(context.instance.get_dynamic_partitions(ACCOUNTS))
-    new_accounts = sorted({g.account for g in groups} - known)
+    try:
+        groups = group_claimed(claimed)
+        known = set(context.instance.get_dynamic_partitions(ACCOUNTS))
+        new_accounts = sorted({g.account for g in groups} - known)
+        result = dg.SensorResult(
+            run_requests=[partial_sync_request(group, claim_id) for group in groups],
+            dynamic_partitions_requests=(
+                [accounts_partitions.build_add_request(new_accounts)] if new_accounts else []
+            ),
+        )
+    except Exception:
+        # No run will settle this claim: give the events back now rather than after the lease.
+        unclaim(engine, claim_id, now=datetime.now(UTC))
+        raise
     context.log.info(f"claim {claim_id}: {len(claimed)} events → {len(groups)} partial syncs")
-    return dg.SensorResult(
-        run_requests=[partial_sync_request(group, claim_id) for group in groups],
-        dynamic_partitions_requests=(
-            [accounts_partitions.build_add_request(new_accounts)] if new_accounts else []
-        ),
-    )
+    return result

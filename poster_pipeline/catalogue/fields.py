@@ -93,7 +93,8 @@ def _quantity(value: Any) -> Decimal:
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        # PostgreSQL text cannot hold NUL; a stray one must not block the whole entity.
+        return value.replace("\x00", "") if "\x00" in value else value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise CoercionError(f"a {type(value).__name__} where text was expected")

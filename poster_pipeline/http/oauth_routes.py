@@ -281,6 +281,11 @@ class OAuthConnect:
             await self._database.run(partial(self._store, account, token, self._clock()))
         except DatabaseUnavailable:
             return _unavailable()
+        except ValueError as exc:  # the token is another restaurant's than this login's
+            log.warning("OAuth: refused to store the token of account %s: %s", account, exc)
+            return _page(
+                400, "This authorization is for another restaurant", str(exc), link=_START_AGAIN
+            )
         log.info(
             "OAuth: connected account %s (Poster account number %s)",
             account,

@@ -37,7 +37,7 @@ from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.warehouse.accounts import AccountError
 from poster_pipeline.warehouse.guard import MassDeleteRefused
 from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync, record_failure
-from poster_pipeline.warehouse.queue import release_failed, settle_done
+from poster_pipeline.warehouse.queue import release_failed, renew_claim, settle_done
 from poster_pipeline.warehouse.schema import entity_table
 
 __all__ = ["SYNC_TAG", "SyncConfig", "entity_asset", "entity_asset_key", "entity_assets"]
@@ -177,6 +177,12 @@ def _full_sync(
         message = f"{spec.name} sync of account {account} failed: {exc}"
         _record_failure(context, warehouse, spec, message, now)
         raise dg.Failure(description=message) from None
+    except Exception as exc:
+        # Unexpected (a bad POSTER_TOKEN_KEY, a bug): recorded by type only, since its text
+        # is not known to be free of secrets, so smart sync backs off instead of retrying
+        # every minute; Dagster shows the traceback.
+        _record_failure(context, warehouse, spec, f"unexpected {type(exc).__name__}", now)
+        raise
     context.log.info(
         f"full sync of {spec.name} for {account}: {report.fetched} fetched, "
         f"{report.inserted} inserted, {report.updated} updated, "
@@ -208,6 +214,9 @@ def _partial_sync(
             return 0
         return settle_done(conn, config.event_ids, claim_id=config.claim_id, run_id=run_id, now=now)
 
+    if config.claim_id is not None:
+        # The wait in the run queue used part of the lease: renew it for the sync itself.
+        renew_claim(engine, config.claim_id, now=now, lease=webhook_queue.lease)
     try:
         with poster_api.client(warehouse.accounts().token(account), account) as client:
             fetched = fetch_objects(

@@ -66,6 +66,9 @@ class FullSyncDue(dg.AutomationCondition):
             window=self.window,
             retry_after=self.retry_after,
         )
+        # An account connected seconds ago may have no partition yet: the account sensor adds
+        # it, and the next evaluation requests it.
+        due &= context.candidate_subset.expensively_compute_partition_keys()
         return dg.AutomationResult(
             context=context,
             true_subset=context.candidate_subset.compute_intersection_with_partition_keys(due),

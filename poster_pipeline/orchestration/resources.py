@@ -75,14 +75,15 @@ class WarehouseResource(dg.ConfigurableResource):
 class WebhookQueueResource(dg.ConfigurableResource):
     """How the webhook sensor and partial syncs treat the queue.
 
-    ``claim_lease_s`` must exceed the longest wait in the run queue plus a partial sync: a claim
-    older than that is taken for a lost run and its events are claimed again.
+    ``claim_lease_s`` must exceed the longest wait in the run queue (one run per account at a
+    time) plus a partial sync: a claim older than that is taken for a lost run and its events
+    are claimed again. The run renews the lease when it starts.
     """
 
     max_attempts: int = 8
     backoff_base_s: float = 15.0
     backoff_cap_s: float = 3600.0
-    claim_lease_s: float = 600.0
+    claim_lease_s: float = 3600.0
     claim_batch: int = 10_000
     single_fetch_limit: int = 10
 

@@ -104,6 +104,7 @@ class ClientSettings:
             backoff_jitter=self.backoff_jitter,
             backoff_max=self.backoff_max,
             respect_retry_after_header=True,
+            retry_after_max=int(self.backoff_max),
             raise_on_status=False,
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import PosterClient
-from poster_pipeline.poster.errors import PosterNotFoundError
+from poster_pipeline.poster.errors import PosterNotFoundError, PosterProtocolError
 from poster_pipeline.poster.records import PosterRecord
 
 __all__ = ["Fetched", "fetch_objects", "uses_list"]
@@ -38,7 +38,14 @@ def fetch_objects(
 ) -> Fetched:
     wanted = frozenset(ids)
     if uses_list(spec, len(wanted), single_fetch_limit):
-        records = [record for record in client.fetch_list(spec) if record.id in wanted]
+        listed = client.fetch_list(spec)
+        if wanted and not listed:
+            # An empty list would mark every named object deleted; Poster answering nothing
+            # is likelier a fault than a wipe-out (the full sync's guard thinks so too).
+            raise PosterProtocolError(
+                "the list came back empty", method=spec.list_method, account=client.account
+            )
+        records = [record for record in listed if record.id in wanted]
         return Fetched(records, wanted - {r.id for r in records}, "list")
     records, missing = [], set()
     for object_id in sorted(wanted):

@@ -131,6 +131,14 @@ class AccountStore:
             "time_zone": time_zone,
         }
         with self._engine.begin() as conn:
+            known = conn.execute(
+                sa.select(accounts.c.account_number).where(accounts.c.account == account)
+            ).scalar_one_or_none()
+            if known and account_number and known != account_number:
+                raise ValueError(
+                    f"this token is for Poster account number {account_number}, but {account} "
+                    f"is account number {known}: refusing to mix two restaurants' data"
+                )
             updated = conn.execute(
                 sa.update(accounts).where(accounts.c.account == account).values(**values)
             ).rowcount

@@ -32,7 +32,8 @@ class MassDeleteRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class DeletionGuard:
-    """Refuse when more than ``max_share`` of ``min_rows`` or more active rows would go."""
+    """Refuse when every active row, or more than ``max_share`` of ``min_rows`` or more active
+    rows, would go."""
 
     max_share: float = 0.5
     min_rows: int = 20
@@ -44,4 +45,7 @@ class DeletionGuard:
             raise ValueError("min_rows must be at least 1")
 
     def refuses(self, *, active: int, to_delete: int) -> bool:
-        return active >= self.min_rows and to_delete > self.max_share * active
+        """Too large a share of a table of ``min_rows`` or more, or every row of any table
+        (an empty answer for 4 workshops is as implausible as one for 400 ingredients)."""
+        wipes_out = 0 < active == to_delete
+        return wipes_out or (active >= self.min_rows and to_delete > self.max_share * active)

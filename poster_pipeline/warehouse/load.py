@@ -116,7 +116,11 @@ def _copy_stage(conn: Connection, stage: sa.Table, spec: Entity, records: Iterab
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False)
+    # PostgreSQL's jsonb refuses NUL ("\u0000"); Poster data has no use for it.
+    return text.replace("\\u0000", "") if "\\u0000" in text else text
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -236,7 +240,11 @@ def _upsert_changed(
                 "updated_at": sa.case((content_changed, new.updated_at), else_=table.c.updated_at),
                 "synced_at": new.synced_at,
             },
-            where=content_changed | table.c.is_deleted.is_distinct_from(new.is_deleted),
+            # `raw` is compared too, so fields the catalogue does not type are kept current;
+            # only typed content moves `updated_at`.
+            where=content_changed
+            | table.c.is_deleted.is_distinct_from(new.is_deleted)
+            | table.c.raw.is_distinct_from(new.raw),
         )
     )
 
@@ -383,9 +391,10 @@ def partial_sync(
 def _upsert_status(
     conn: Connection, key: dict[str, Any], values: dict[str, Any], increments: Sequence[str]
 ) -> None:
-    insert = _dialect_insert(conn, sync_status).values(
-        **key, **values, **{name: 1 for name in increments}
-    )
+    """Update a ``sync_status`` row, creating it on an account and entity's first sync (a first
+    partial success counts as a success)."""
+    first = {"last_success": True, **values, **{name: 1 for name in increments}}
+    insert = _dialect_insert(conn, sync_status).values(**key, **first)
     conn.execute(
         insert.on_conflict_do_update(
             index_elements=[sync_status.c.account, sync_status.c.entity],
@@ -410,9 +419,13 @@ def _record_success(
         {
             f"last_{kind}_sync_at": now,
             "last_attempt_at": now,
-            **({"last_full_attempt_at": now} if kind == "full" else {}),
-            "last_success": True,
-            "last_error": None,
+            # A partial sync proves nothing about the whole table: it neither sets the full
+            # attempt nor clears a full sync's error (a refused mass delete needs a person).
+            **(
+                {"last_full_attempt_at": now, "last_success": True, "last_error": None}
+                if kind == "full"
+                else {}
+            ),
             "rows_active": active,
             "rows_total": total,
             "last_run_id": run_id,

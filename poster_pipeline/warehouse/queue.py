@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.poster.webhooks import WebhookEvent
 from poster_pipeline.warehouse.schema import webhook_events as events
 
@@ -40,8 +41,10 @@ __all__ = [
     "purge",
     "queue_counts",
     "release_failed",
+    "renew_claim",
     "retry_dead",
     "settle_done",
+    "unclaim",
 ]
 
 
@@ -69,19 +72,32 @@ def dedup_key(event: WebhookEvent) -> str:
 
 @dataclass(frozen=True)
 class Enqueued:
-    id: int | None  # None for a duplicate delivery
+    id: int | None  # None for a duplicate delivery that changed nothing
     duplicate: bool
 
 
 @cache
 def _enqueue_statement(dialect: str) -> Any:
     """The receiver's one INSERT, built once per dialect (the hot path only binds values)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(events)
-        .on_conflict_do_nothing(index_elements=[events.c.dedup_key])
-        .returning(events.c.id)
-    )
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(events)
+    # A second delivery of a known hook is stored once. If the first was already fetched (done)
+    # or is being fetched (claimed), it asks for one more fetch: Poster's `time` has one-second
+    # resolution, so a second real change in the same second looks like a duplicate, and a
+    # harmless re-fetch beats a change missed until the next full sync.
+    refetch = {
+        "status": "pending",
+        "claim_id": None,
+        "claimed_until": None,
+        "attempts": 0,
+        "next_attempt_at": insert.excluded.next_attempt_at,
+        "settled_by_run": None,
+        "updated_at": insert.excluded.updated_at,
+    }
+    return insert.on_conflict_do_update(
+        index_elements=[events.c.dedup_key],
+        set_=refetch,
+        where=events.c.status.in_(["done", "claimed"]),
+    ).returning(events.c.id)
 
 
 def enqueue(
@@ -93,7 +109,8 @@ def enqueue(
     now: datetime,
     ignore_reason: str | None = None,
 ) -> Enqueued:
-    """Store one delivery, once: a duplicate (same signed fields) inserts nothing.
+    """Store one delivery, once: a duplicate (same signed fields) inserts nothing, and puts a
+    settled or claimed event back to pending (see :func:`_enqueue_statement`).
 
     ``ignore_reason`` stores the event as ``ignored`` (an object the pipeline does not sync,
     an unknown account, a test hook): recorded for the log, never run.
@@ -169,7 +186,7 @@ def claim_due(
         candidates = (
             sa.select(events.c.id)
             .where(((events.c.status == "pending") & (events.c.next_attempt_at <= now)) | expired)
-            .where(events.c.entity.is_not(None), ~busy)
+            .where(events.c.entity.in_([spec.name for spec in ENTITIES]), ~busy)
             .order_by(events.c.id)
             .limit(limit)
         )
@@ -248,6 +265,34 @@ def settle_done(
         )
     )
     return result.rowcount
+
+
+def renew_claim(engine: Engine, claim_id: str, *, now: datetime, lease: timedelta) -> int:
+    """Extend a live claim's lease (a run starting after a wait in the run queue)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(events)
+            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
+            .values(claimed_until=now + lease, updated_at=now)
+        ).rowcount
+
+
+def unclaim(engine: Engine, claim_id: str, *, now: datetime) -> int:
+    """Give back a claim no run was launched for (the sensor tick failed after claiming):
+    pending again at once, the attempt not counted."""
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(events)
+            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
+            .values(
+                status="pending",
+                claim_id=None,
+                claimed_until=None,
+                attempts=events.c.attempts - 1,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+        ).rowcount
 
 
 def release_failed(

@@ -80,3 +80,10 @@ def test_the_demo_key_is_generated_once_and_private(tmp_path):
     assert load_or_create_key(tmp_path) == key
     assert (tmp_path / "token.key").stat().st_mode & 0o077 == 0
     TokenCipher(key)
+
+
+def test_a_token_of_another_restaurant_never_replaces_an_accounts_token(store, account):
+    store.add(account, TOKEN, now=NOW)
+    with pytest.raises(ValueError, match="account number 999999"):
+        store.add(account, "999999:" + "b" * 32, now=NOW)
+    assert store.token(account) == TOKEN

@@ -96,7 +96,23 @@ def test_the_single_getters_wire_types_are_not_a_change(engine, account):
     }
     report = sync(engine, account, snapshot(as_getter), T0 + timedelta(hours=1))
     assert (report.updated, report.unchanged) == (0, 1)
-    assert aware(rows(engine, account)[1].synced_at) == T0
+    row = rows(engine, account)[1]
+    assert aware(row.updated_at) == T0  # the content did not change …
+    assert row.raw["ingredient_id"] == 1  # … but raw is Poster's latest answer
+
+
+def test_a_field_outside_the_catalogue_is_kept_current_in_raw(engine, account):
+    sync(engine, account, snapshot(wire_ingredient(1, prime_cost="100")), T0)
+    sync(engine, account, snapshot(wire_ingredient(1, prime_cost="999")), T0 + timedelta(hours=1))
+    row = rows(engine, account)[1]
+    assert row.raw["prime_cost"] == "999"
+    assert aware(row.updated_at) == T0
+
+
+def test_a_nul_character_does_not_block_the_entity(engine, account):
+    report = sync(engine, account, snapshot(wire_ingredient(1, ingredient_name="Сыр\x00")), T0)
+    assert report.inserted == 1
+    assert rows(engine, account)[1].ingredient_name == "Сыр"
 
 
 def test_a_changed_field_rewrites_only_that_row(engine, account):
@@ -182,10 +198,13 @@ def test_the_guard_allows_an_emptied_list_when_told(engine, account):
     assert all(row.is_deleted for row in rows(engine, account).values())
 
 
-def test_small_tables_are_not_guarded(engine, account):
+def test_small_tables_may_shrink_but_not_be_wiped_out(engine, account):
     sync(engine, account, snapshot(*(wire_ingredient(i) for i in range(1, 6))), T0)
-    report = sync(engine, account, [], T0, guard=DeletionGuard(max_share=0.5, min_rows=20))
-    assert report.marked_deleted == 5
+    guard = DeletionGuard(max_share=0.5, min_rows=20)
+    report = sync(engine, account, snapshot(wire_ingredient(1)), T0, guard=guard)
+    assert report.marked_deleted == 4
+    with pytest.raises(MassDeleteRefused, match="1 of 1 active"):
+        sync(engine, account, [], T0, guard=guard)
 
 
 def test_a_failed_load_leaves_the_previous_rows_exactly_as_they_were(engine, account):

@@ -19,8 +19,10 @@ from poster_pipeline.warehouse.queue import (
     purge,
     queue_counts,
     release_failed,
+    renew_claim,
     retry_dead,
     settle_done,
+    unclaim,
 )
 from poster_pipeline.warehouse.schema import webhook_events
 
@@ -217,3 +219,34 @@ def test_concurrent_claimers_never_claim_the_same_event(engine, account):
         thread.join()
     claimed = [i for ids in results.values() for i in ids]
     assert len(claimed) == len(set(claimed))
+
+
+def test_a_second_delivery_after_the_fetch_asks_for_one_more(engine, account):
+    delivery = event(account, 7)
+    first = put(engine, delivery).id
+    [claimed] = claim(engine, "c1")
+    again = put(engine, delivery)  # the same second, a second change: in flight
+    assert again.id == first and not again.duplicate
+    assert status_of(engine, first).status == "pending"
+    with engine.begin() as conn:  # the running fetch cannot settle it any more
+        assert settle_done(conn, [claimed.id], claim_id="c1", run_id="r1", now=T0) == 0
+    assert [c.id for c in claim(engine, "c2")] == [first]
+    with engine.begin() as conn:
+        settle_done(conn, [first], claim_id="c2", run_id="r2", now=T0)
+    assert put(engine, delivery).id == first  # done: fetched once more
+    assert put(engine, delivery).duplicate  # pending: nothing more to ask
+
+
+def test_a_claim_can_be_renewed_or_given_back(engine, account):
+    event_id = put(engine, event(account, 1)).id
+    claim(engine, "c1")
+    assert renew_claim(engine, "c1", now=T0 + LEASE, lease=LEASE) == 1
+    assert claim(engine, "c2", now=T0 + LEASE + timedelta(seconds=1)) == []  # still held
+    assert unclaim(engine, "c1", now=T0) == 1
+    row = status_of(engine, event_id)
+    assert (row.status, row.attempts) == ("pending", 0)
+
+
+def test_events_of_entities_outside_the_catalogue_are_never_claimed(engine, account):
+    put(engine, event(account, 1), entity="stock")
+    assert claim(engine) == []
