@@ -2,20 +2,19 @@
 
 ``POST /api/poster/sync`` only stores ``pending`` rows in ``sync_requests`` (the receiver
 cannot launch runs); this sensor reads them every few seconds, requests one full-sync run per
-(account, entity) (several pending requests for one pair are merged into one run), adds a
-missing account partition, and marks the requests ``launched`` with the run's key.
+(account, entity) (several pending requests for one pair are merged into one run) and adds a
+missing account partition.
 
-The requests are marked in the same tick that requests the runs. A tick evaluated again
-before its runs are launched requests the same run keys, which Dagster launches once. A tick
-whose runs are lost after the marking (the daemon dies in between) loses those syncs; the
-API then treats them as in flight for at most smart sync's back-off (15 min), after which a
-smart request queues them again, and smart sync itself is unaffected.
+A request is marked ``launched`` only once a run with its run key exists in the instance:
+until then every tick requests the same run key again, which Dagster launches once. A daemon
+that dies between a tick and the launch therefore loses nothing: the next tick asks again.
 """
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from poster_pipeline.catalogue import ENTITIES, entity
 from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key
@@ -82,18 +81,29 @@ def sync_requests_sensor(
             f"sync request {request.id}: unknown entity {request.entity!r}, dropped"
         )
     groups = group_requests([r for r in pending if r.entity in _ENTITY_NAMES])
-    runs = [full_sync_request(group) for group in groups.values()]
+    by_key = {run_key(group[0]): group for group in groups.values()}
+    existing = _launched_run_keys(context.instance, list(by_key))
     keys: dict[int, str | None] = {r.id: None for r in stale}
-    for group, run in zip(groups.values(), runs, strict=True):
-        keys.update({request.id: run.run_key for request in group})
-    mark_launched(engine, keys, now=datetime.now(UTC))
+    for key in existing:
+        keys.update({request.id: key for request in by_key[key]})
+    if keys:
+        mark_launched(engine, keys, now=datetime.now(UTC))
+    to_launch = [group for key, group in by_key.items() if key not in existing]
 
     known = set(context.instance.get_dynamic_partitions(ACCOUNTS))
-    new_accounts = sorted({account for account, _ in groups} - known)
-    context.log.info(f"{len(pending)} sync requests → {len(runs)} full syncs")
+    new_accounts = sorted({group[0].account for group in to_launch} - known)
+    context.log.info(f"{len(pending)} pending sync requests → {len(to_launch)} full syncs")
     return dg.SensorResult(
-        run_requests=runs,
+        run_requests=[full_sync_request(group) for group in to_launch],
         dynamic_partitions_requests=(
             [accounts_partitions.build_add_request(new_accounts)] if new_accounts else []
         ),
     )
+
+
+def _launched_run_keys(instance: dg.DagsterInstance, keys: Sequence[str]) -> set[str]:
+    """The run keys among ``keys`` that already have a run in the instance."""
+    if not keys:
+        return set()
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={RUN_KEY_TAG: list(keys)}))
+    return {record.dagster_run.tags[RUN_KEY_TAG] for record in records} & set(keys)

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from poster_pipeline.catalogue import entity
 from poster_pipeline.http import ReceiverSettings, create_app
@@ -70,6 +71,24 @@ def tick(instance: dg.DagsterInstance, warehouse: WarehouseResource):
     return sync_requests_sensor(context)
 
 
+def launch(instance: dg.DagsterInstance, run: dg.RunRequest) -> None:
+    """A run carrying the request's run key, as the daemon would create it."""
+    defs = dg.Definitions(
+        assets=entity_assets(),
+        resources={
+            "poster_api": PosterApiResource(),
+            "warehouse": WarehouseResource(),
+            "webhook_queue": WebhookQueueResource(),
+        },
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance.create_run_for_job(
+        job_def=job,
+        asset_selection=frozenset(run.asset_selection or []),
+        tags={**run.tags, RUN_KEY_TAG: run.run_key, "dagster/partition": run.partition_key},
+    )
+
+
 def test_one_run_per_account_and_entity(warehouse: WarehouseResource):
     request(warehouse, "api-demo", "suppliers")
     request(warehouse, "new-cafe", "products", force=True)
@@ -100,6 +119,15 @@ def test_one_run_per_account_and_entity(warehouse: WarehouseResource):
         ACCOUNTS,
         ["new-cafe"],
     )
+    # Not launched yet: until a run with its key exists, every tick asks again.
+    assert {row.status for row in rows(warehouse)} == {"pending"}
+    again = tick(instance, warehouse)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in runs]
+
+    for run in runs:  # what the daemon does with the run requests
+        launch(instance, run)
+    settled = tick(instance, warehouse)
+    assert isinstance(settled, dg.SensorResult) and settled.run_requests == []
     stored = rows(warehouse)
     assert {row.status for row in stored} == {"launched"}
     assert all(row.launched_at is not None for row in stored)
@@ -119,9 +147,7 @@ def test_nothing_pending_is_a_skip(warehouse: WarehouseResource):
 def test_a_tick_evaluated_again_requests_the_same_run_keys(warehouse: WarehouseResource):
     request(warehouse, "api-demo", "storages")
     instance = dg.DagsterInstance.ephemeral()
-    first = tick(instance, warehouse)
-    with warehouse.engine().begin() as conn:  # as if the marking had not happened
-        conn.execute(sa.update(sync_requests).values(status="pending", run_key=None))
+    first = tick(instance, warehouse)  # its runs lost: the daemon died before launching
     again = tick(instance, warehouse)
     assert isinstance(first, dg.SensorResult) and isinstance(again, dg.SensorResult)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
@@ -136,7 +162,7 @@ def test_a_request_for_an_entity_the_catalogue_lost_is_dropped(warehouse: Wareho
     assert run.asset_selection == [entity_asset_key(entity("workshops"))]
     assert [(row.entity, row.status, row.run_key) for row in rows(warehouse)] == [
         ("spots", "launched", None),
-        ("workshops", "launched", run.run_key),
+        ("workshops", "pending", None),
     ]
 
 
@@ -161,7 +187,7 @@ def test_api_to_sensor_to_run_to_status(warehouse: WarehouseResource, emulator):
             [asset],
             partition_key=run.partition_key,
             instance=instance,
-            tags=run.tags,
+            tags={**run.tags, RUN_KEY_TAG: run.run_key},
             resources={
                 "poster_api": PosterApiResource(base_url=emulator.api_url, max_retries=0),
                 "warehouse": warehouse,
@@ -169,6 +195,7 @@ def test_api_to_sensor_to_run_to_status(warehouse: WarehouseResource, emulator):
             },
         )
         assert done.success
+        tick(instance, warehouse)  # sees the run: the request is launched
 
         status = client.get("/api/poster/sync", headers=auth).json()
         suppliers = status["accounts"]["api-demo"]["suppliers"]
