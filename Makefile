@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint demo emulator clean
+.PHONY: install test lint demo emulator bench bench-smoke wrk clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -31,6 +31,16 @@ demo: $(INSTALLED)
 
 emulator: $(INSTALLED)
 	$(BIN)/poster-pipeline emulator
+
+# The webhook-ingest benchmark drives the receiver with wrk (Debian's package).
+wrk:
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+bench: $(INSTALLED) wrk
+	$(BIN)/python -m benchmarks.run_all
+
+bench-smoke: $(INSTALLED) wrk
+	$(BIN)/python -m benchmarks.run_all --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,10 @@ from poster_pipeline.catalogue.entities import (
     entity,
     entity_for_webhook_object,
 )
-from poster_pipeline.catalogue.fields import CoercionError, FieldType, coerce
+from poster_pipeline.catalogue.fields import COERCERS, CoercionError, FieldType, coerce
 
 __all__ = [
+    "COERCERS",
     "ENTITIES",
     "CoercionError",
     "Entity",

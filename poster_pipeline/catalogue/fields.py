@@ -10,10 +10,11 @@ so everything downstream sees one Python type per column.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["CoercionError", "FieldType", "coerce"]
+__all__ = ["COERCERS", "CoercionError", "FieldType", "coerce"]
 
 
 class CoercionError(ValueError):
@@ -34,38 +35,55 @@ class FieldType(enum.Enum):
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n", ""}
 
+# Each coercer takes any wire value (None included) and is built for the common case first: a
+# full sync types every field of every object, 1.7 million values for 100,000 ingredients.
 
-def _integer(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
+
+def _integer_from_text(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise CoercionError("text that is not an integer") from None
+    if number.is_finite() and number == number.to_integral_value():
+        return int(number)
+    raise CoercionError("a fractional number where an integer was expected")
+
+
+def _integer(value: Any) -> int | None:
+    kind = type(value)
+    if kind is str:
+        if "_" not in value:  # int() would read "1_000" as 1000
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        return _integer_from_text(value)
+    if kind is int:
         return value
-    if isinstance(value, float):
+    if value is None:
+        return None
+    if kind is bool:
+        return int(value)
+    if kind is float:
         if value.is_integer():
             return int(value)
         raise CoercionError("a fractional number where an integer was expected")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            raise CoercionError("text that is not an integer") from None
-        if number == number.to_integral_value():
-            return int(number)
-        raise CoercionError("a fractional number where an integer was expected")
-    raise CoercionError(f"a {type(value).__name__} where an integer was expected")
+    raise CoercionError(f"a {kind.__name__} where an integer was expected")
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
+def _flag(value: Any) -> bool | None:
+    if value == "0" or value == "1":
+        return value == "1"
+    if value is None:
+        return None
+    if type(value) is bool:
         return value
-    if isinstance(value, int) and value in (0, 1):
+    if type(value) is int and value in (0, 1):
         return bool(value)
-    if isinstance(value, str):
+    if type(value) is str:
         text = value.strip().lower()
         if text in _TRUE:
             return True
@@ -74,27 +92,34 @@ def _flag(value: Any) -> bool:
     raise CoercionError(f"a {type(value).__name__} that is not a 0/1 flag")
 
 
-def _quantity(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise CoercionError("a boolean where a quantity was expected")
-    if isinstance(value, int | str):
+def _quantity(value: Any) -> Decimal | None:
+    kind = type(value)
+    if kind is str:
+        if not value.strip():
+            return None
         try:
-            number = Decimal(str(value).strip())
+            number = Decimal(value)
         except InvalidOperation:
             raise CoercionError("text that is not a number") from None
-    elif isinstance(value, float):
+    elif kind is int:
+        number = Decimal(value)
+    elif kind is float:
         number = Decimal(repr(value))
+    elif value is None:
+        return None
     else:
-        raise CoercionError(f"a {type(value).__name__} where a quantity was expected")
+        raise CoercionError(f"a {kind.__name__} where a quantity was expected")
     if not number.is_finite():
         raise CoercionError("a non-finite number")
     return number
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
+def _text(value: Any) -> str | None:
+    if type(value) is str:
         # PostgreSQL text cannot hold NUL; a stray one must not block the whole entity.
         return value.replace("\x00", "") if "\x00" in value else value
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise CoercionError(f"a {type(value).__name__} where text was expected")
@@ -118,22 +143,20 @@ def _json_leaves_as_text(value: Any) -> Any:
     return value
 
 
+COERCERS: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.INTEGER: _integer,
+    FieldType.MONEY: _integer,
+    FieldType.QUANTITY: _quantity,
+    FieldType.FLAG: _flag,
+    FieldType.TEXT: _text,
+    FieldType.JSON: _json_leaves_as_text,
+}
+
+
 def coerce(field_type: FieldType, value: Any) -> Any:
     """Coerce one wire value to ``field_type``; ``None`` (and "" for numbers) becomes ``None``.
 
     Raises :class:`CoercionError` when the value cannot mean what the field says, rather than
     storing a wrong number.
     """
-    if value is None:
-        return None
-    if field_type is FieldType.JSON:
-        return _json_leaves_as_text(value)
-    if field_type is FieldType.TEXT:
-        return _text(value)
-    if field_type is FieldType.FLAG:
-        return _flag(value)
-    if isinstance(value, str) and not value.strip():
-        return None
-    if field_type in (FieldType.INTEGER, FieldType.MONEY):
-        return _integer(value)
-    return _quantity(value)
+    return COERCERS[field_type](value)

@@ -11,7 +11,6 @@ are redacted by :class:`TokenRedactingFilter`.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
@@ -227,8 +227,8 @@ class PosterClient:
 
     def _unwrap(self, method: str, response: requests.Response) -> Any:
         try:
-            body = response.json()
-        except (ValueError, json.JSONDecodeError):
+            body = orjson.loads(response.content)  # several times the stdlib's speed on lists
+        except orjson.JSONDecodeError:
             body = None
         if not response.ok:
             error = None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from poster_pipeline.catalogue import CoercionError, Entity, FieldType, coerce
+from poster_pipeline.catalogue import COERCERS, CoercionError, Entity, FieldType, coerce
 
 __all__ = ["PosterRecord", "RecordError", "to_record"]
 
@@ -31,20 +31,37 @@ class PosterRecord:
     is_deleted: bool = False
 
 
+_Coercers = tuple[tuple[str, Callable[[Any], Any]], ...]
+_coercers_by_entity: dict[str, _Coercers] = {}
+
+
+def _coercers(entity: Entity) -> _Coercers:
+    """Each field's coercer, looked up once per entity (keyed by name: hashing the whole
+    frozen entry on every record would cost more than the typing)."""
+    found = _coercers_by_entity.get(entity.name)
+    if found is None:
+        found = tuple((field.name, COERCERS[field.type]) for field in entity.fields)
+        _coercers_by_entity[entity.name] = found
+    return found
+
+
 def to_record(entity: Entity, raw: Mapping[str, Any]) -> PosterRecord:
     """Type ``raw`` by ``entity``'s fields. Raises :class:`RecordError` naming field and id."""
     if not isinstance(raw, Mapping):
         raise RecordError(f"{entity.name}: expected an object, got {type(raw).__name__}")
-    key_value = raw.get(entity.key)
-    values: dict[str, Any] = {}
-    for field in entity.fields:
-        try:
-            values[field.name] = coerce(field.type, raw.get(field.name))
-        except CoercionError as exc:
-            raise RecordError(
-                f"{entity.name} {entity.key}={key_value!r}: field {field.name!r} "
-                f"({field.type.value}) got {exc}"
-            ) from None
+    get = raw.get
+    try:
+        values = {name: convert(get(name)) for name, convert in _coercers(entity)}
+    except CoercionError:
+        values = {}
+        for field in entity.fields:  # again, slowly, to name the field
+            try:
+                values[field.name] = coerce(field.type, get(field.name))
+            except CoercionError as exc:
+                raise RecordError(
+                    f"{entity.name} {entity.key}={get(entity.key)!r}: field {field.name!r} "
+                    f"({field.type.value}) got {exc}"
+                ) from None
     record_id = values[entity.key]
     if record_id is None:
         raise RecordError(f"{entity.name}: an object without {entity.key!r}")
