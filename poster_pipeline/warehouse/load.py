@@ -105,10 +105,11 @@ def _copy_stage(
     json_fields = {f.name for f in spec.fields if f.type is FieldType.JSON}
     column_list = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in stage.columns)
     cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = spec.field_names  # a property: build the tuple once, not once per row
     with cursor, cursor.copy(f"COPY {stage.name} ({column_list}) FROM STDIN") as copy:
         for record in records:
             values = record.values
-            row = [_json(values[f]) if f in json_fields else values[f] for f in spec.field_names]
+            row = [_json(values[f]) if f in json_fields else values[f] for f in names]
             row += [_json(record.raw), record.is_deleted]
             copy.write_row(row)
 
