@@ -134,3 +134,21 @@ def test_demo_runs_dagster_and_webhook_driven_syncs(tmp_path):
         raise
     finally:
         stop(process, timeout=60)
+
+
+def test_changes_every_keeps_changing_the_demo_data():
+    from poster_pipeline.demo import start_changes
+    from poster_pipeline.emulator import EmulatorConfig, start_in_thread
+
+    with start_in_thread(EmulatorConfig()) as emulator:
+        stop_changes = start_changes(emulator, "api-demo", every=0.1)
+        try:
+            wait_until(
+                lambda: (
+                    len(requests.get(f"{emulator.url}/control/webhooks", timeout=5).json()) >= 2
+                ),
+                timeout=30,
+                what="two changes announced by webhooks",
+            )
+        finally:
+            stop_changes.set()
