@@ -147,12 +147,18 @@ class _Plan:
     updated: int
     flagged: int  # active rows Poster now flags deleted
     restored: int
+    refreshed: int  # same typed content, other raw (an untyped field, another endpoint)
     active: int
     vanished: int  # active rows Poster no longer lists
 
     @property
     def to_delete(self) -> int:
         return self.flagged + self.vanished
+
+    @property
+    def rewrites(self) -> bool:
+        """Whether the upsert has anything to write (an unchanged re-sync skips it)."""
+        return bool(self.inserted or self.updated or self.flagged or self.refreshed)
 
 
 def _plan(
@@ -174,6 +180,9 @@ def _plan(
             count().filter(known & differs & ~(is_deleted & ~was_deleted)).label("updated"),
             count().filter(known & is_deleted & ~was_deleted).label("flagged"),
             count().filter(known & was_deleted & ~is_deleted).label("restored"),
+            count()
+            .filter(known & ~differs & existing.c.raw.is_distinct_from(stage.c.raw))
+            .label("refreshed"),
         ).select_from(joined)
     ).one()
     current = conn.execute(
@@ -302,7 +311,8 @@ def _apply(
         refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
         if refused and guard is not None and not allow_mass_delete:
             raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
-        _upsert_changed(conn, spec, stage, account, now)
+        if plan.rewrites:
+            _upsert_changed(conn, spec, stage, account, now)
         if plan.vanished:
             _mark_vanished(conn, spec, account, vanishing, now)
         if not is_postgres(engine):
