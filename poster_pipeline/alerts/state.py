@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import alerts_sent
 
 __all__ = ["AlertClaim", "alerts_sent", "claim_alert", "release_alert"]
@@ -40,11 +41,6 @@ class AlertClaim:
     suppressed: int
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes: every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _insert(conn: Connection) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(alerts_sent)
 
@@ -57,7 +53,7 @@ def claim_alert(engine: Engine, key: str, *, now: datetime, window: timedelta) -
     (PostgreSQL ``FOR UPDATE``; SQLite serialises writers), so concurrent claims of one key
     are decided one after the other. A ``window`` of zero disables de-duplication.
     """
-    now = _utc(now)
+    now = as_utc(now)
     with engine.begin() as conn:
         inserted = conn.execute(
             _insert(conn)
@@ -72,7 +68,7 @@ def claim_alert(engine: Engine, key: str, *, now: datetime, window: timedelta) -
             .where(alerts_sent.c.key == key)
             .with_for_update()
         ).one()
-        last_sent_at = _utc(last_sent_at)
+        last_sent_at = as_utc(last_sent_at)
         row = alerts_sent.c.key == key
         if now - last_sent_at < window:
             conn.execute(

@@ -47,6 +47,7 @@ from poster_pipeline.http.sync_plan import (
     parse_selection,
     plan_sync,
 )
+from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import accounts, sync_status
 from poster_pipeline.warehouse.sync_requests import (
     NewSyncRequest,
@@ -103,11 +104,6 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _active_accounts(conn: Connection) -> list[str]:
     query = sa.select(accounts.c.account).where(accounts.c.is_active).order_by(accounts.c.account)
     return list(conn.execute(query).scalars())
@@ -128,9 +124,9 @@ def _states(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], Ful
     ).where(s.account.in_(names))
     return {
         (row.account, row.entity): FullSyncState(
-            last_full_sync_at=_utc(row.last_full_sync_at),
-            last_partial_sync_at=_utc(row.last_partial_sync_at),
-            last_full_attempt_at=_utc(row.last_full_attempt_at),
+            last_full_sync_at=as_utc(row.last_full_sync_at),
+            last_partial_sync_at=as_utc(row.last_partial_sync_at),
+            last_full_attempt_at=as_utc(row.last_full_attempt_at),
             last_success=row.last_success,
             last_error=row.last_error,
         )

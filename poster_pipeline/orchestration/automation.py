@@ -14,8 +14,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from poster_pipeline.settings import Settings
-from poster_pipeline.warehouse.engine import shared_engine
-from poster_pipeline.warehouse.freshness import RETRY_AFTER, as_utc, needs_full_sync
+from poster_pipeline.warehouse.engine import as_utc, shared_engine
+from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
 from poster_pipeline.warehouse.schema import accounts, sync_status
 
 __all__ = ["FullSyncDue", "accounts_due", "smart_sync_condition", "smart_sync_sensor"]

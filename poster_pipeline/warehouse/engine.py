@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["create_warehouse_engine", "default_database_url", "is_postgres", "shared_engine"]
+__all__ = [
+    "as_utc",
+    "create_warehouse_engine",
+    "default_database_url",
+    "is_postgres",
+    "shared_engine",
+]
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -76,3 +83,15 @@ def shared_engine(url: str) -> Engine:
     """One pooled engine per URL and process, for long-lived callers (runs, sensors, the
     automation condition); one-off commands use :func:`create_warehouse_engine`."""
     return create_warehouse_engine(url)
+
+
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: None) -> None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones (every time the
+    warehouse stores is UTC), PostgreSQL aware ones."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -8,16 +8,11 @@ again, so a failing sync is retried, not hammered.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-__all__ = ["RETRY_AFTER", "as_utc", "needs_full_sync"]
+__all__ = ["RETRY_AFTER", "needs_full_sync"]
 
 RETRY_AFTER = timedelta(minutes=15)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def needs_full_sync(

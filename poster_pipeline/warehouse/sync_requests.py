@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import REQUEST_STATUSES, sync_requests
 
 __all__ = [
@@ -34,11 +35,6 @@ __all__ = [
     "request_history",
     "sync_requests",
 ]
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ def request_history(
     )
     history: dict[tuple[str, str], RequestHistory] = {}
     for account, entity, status, force, latest in conn.execute(query):
-        latest = _utc(latest)
+        latest = as_utc(latest)
         seen = history.get((account, entity), RequestHistory())
         forced_at = seen.last_forced_at
         if force and latest > since and (forced_at is None or latest > forced_at):
@@ -155,7 +151,7 @@ def pending_requests(engine: Engine, *, limit: int) -> list[SyncRequest]:
             account=row.account,
             entity=row.entity,
             force=row.force,
-            requested_at=_utc(row.requested_at),
+            requested_at=as_utc(row.requested_at),
             requested_by=row.requested_by,
         )
         for row in rows
