@@ -14,7 +14,7 @@ through. Only full syncs are tagged ``poster/sync=full`` and reset the freshness
 # No `from __future__ import annotations`: Dagster resolves the asset function's annotations
 # (config and resources) at definition time.
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,6 +90,16 @@ def _column_schema(spec: Entity) -> dg.TableSchema:
     )
 
 
+def _keeping_first(
+    records: Iterable[PosterRecord], first: list[PosterRecord]
+) -> Iterator[PosterRecord]:
+    """``records``, passed on, the first :data:`PREVIEW_ROWS` of them also kept in ``first``."""
+    for record in records:
+        if len(first) < PREVIEW_ROWS:
+            first.append(record)
+        yield record
+
+
 def _preview(spec: Entity, records: Sequence[PosterRecord]) -> str:
     """A Markdown table of the first records' scalar fields."""
     names = [f.name for f in spec.fields if f.type is not FieldType.JSON][:6]
@@ -150,19 +160,20 @@ def _full_sync(
     warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
+    first: list[PosterRecord] = []
     try:
         with poster_api.client(warehouse.accounts().token(account), account) as client:
-            records = client.fetch_list(spec)
-        report = full_sync(
-            warehouse.engine(),
-            spec,
-            account,
-            records,
-            now=now,
-            guard=warehouse.deletion_guard(),
-            allow_mass_delete=config.allow_mass_delete,
-            run_id=context.run.run_id,
-        )
+            # Streamed from the answer into the warehouse: the list is never held whole.
+            report = full_sync(
+                warehouse.engine(),
+                spec,
+                account,
+                _keeping_first(client.iter_list(spec), first),
+                now=now,
+                guard=warehouse.deletion_guard(),
+                allow_mass_delete=config.allow_mass_delete,
+                run_id=context.run.run_id,
+            )
     except MassDeleteRefused as refused:
         _record_failure(context, warehouse, spec, str(refused), now)
         yield dg.AssetCheckResult(
@@ -192,7 +203,7 @@ def _full_sync(
         metadata={
             **_metadata(spec, report, client.stats.total, client.stats.retries),
             "duration_s": round(time.perf_counter() - started, 3),
-            "preview": dg.MetadataValue.md(_preview(spec, records)),
+            "preview": dg.MetadataValue.md(_preview(spec, first)),
         },
         check_results=_check_results(spec, report),
     )

@@ -17,13 +17,13 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as TransportTimeout
 from urllib3.util.retry import Retry
 
@@ -39,6 +39,7 @@ from poster_pipeline.poster.errors import (
     unwrap_response,
 )
 from poster_pipeline.poster.records import PosterRecord, RecordError, to_record
+from poster_pipeline.poster.stream import StreamError, open_list
 from poster_pipeline.poster.throttle import throttle_for_token
 
 __all__ = ["DEFAULT_API_URL", "ClientSettings", "PosterClient", "TokenRedactingFilter"]
@@ -174,6 +175,12 @@ class PosterClient:
 
     def call(self, method: str, **params: Any) -> Any:
         """GET ``method`` and return the unwrapped ``response``; raise a typed error otherwise."""
+        return self._unwrap(method, self._get(method, params))
+
+    def _get(
+        self, method: str, params: Mapping[str, Any], *, stream: bool = False
+    ) -> requests.Response:
+        """GET ``method`` (retried by urllib3), counted; ``stream``: only the headers are read."""
         url = f"{self.settings.base_url.rstrip('/')}/{method}"
         query = {"token": self._token, **{k: v for k, v in params.items() if v is not None}}
         self._throttle.wait()
@@ -184,6 +191,7 @@ class PosterClient:
                 url,
                 params=query,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                stream=stream,
             )
         except requests.RequestException as exc:
             failure = self._transport_error(method, exc)
@@ -203,7 +211,7 @@ class PosterClient:
             response.status_code,
             elapsed_ms,
         )
-        return self._unwrap(method, response)
+        return response
 
     def _transport_error(self, method: str, exc: requests.RequestException) -> PosterError:
         """The typed error for a failure to get any answer, its text redacted (requests puts
@@ -225,11 +233,13 @@ class PosterClient:
             f"unreachable after {attempts} attempts ({detail})", method=method, account=self.account
         )
 
-    def _unwrap(self, method: str, response: requests.Response) -> Any:
+    def _unwrap(
+        self, method: str, response: requests.Response, content: bytes | None = None
+    ) -> Any:
+        """The ``response`` value of an answer whose body is ``content`` (default: all of it)."""
+        content = response.content if content is None else content
         try:
-            # The stdlib's parser, not orjson: on a 100,000-object list orjson is twice as fast
-            # but keeps twice the memory (150 MB against 70 MB), and lists are the big answers.
-            body = json.loads(response.content)
+            body = json.loads(content)
         except ValueError:
             body = None
         if not response.ok:
@@ -243,8 +253,7 @@ class PosterClient:
             )
         if body is None:
             raise PosterProtocolError(
-                f"HTTP {response.status_code} with a body that is not JSON "
-                f"({len(response.content)} bytes)",
+                f"HTTP {response.status_code} with a body that is not JSON ({len(content)} bytes)",
                 method=method,
                 account=self.account,
                 http_status=response.status_code,
@@ -255,17 +264,70 @@ class PosterClient:
 
     def fetch_list(self, entity_or_name: Entity | str) -> list[PosterRecord]:
         """Every object of an entity, typed (Poster lists are not paginated, §2)."""
+        return list(self.iter_list(entity_or_name))
+
+    def iter_list(self, entity_or_name: Entity | str) -> Iterator[PosterRecord]:
+        """Every object of an entity, typed one by one as the answer streams in, so a long list
+        is never held whole (:mod:`poster_pipeline.poster.stream`).
+
+        The call is made on the first ``next()``. A typed error may come at any point: at the
+        start for an error answer, later for a body that breaks off, is not JSON or holds an
+        object that cannot be typed; consume it inside one transaction so a bad list changes
+        nothing.
+        """
         spec = _entity(entity_or_name)
-        response = self.call(spec.list_method)
+        method = spec.list_method
+        with self._get(method, {}, stream=True) as response:
+            if not response.ok:
+                self._unwrap(method, response)  # raises the typed error
+            response.raw.decode_content = True  # gzip, as requests would decode it
+            try:
+                for raw in self._listed(method, response):
+                    yield self._record(spec, method, raw)
+            except StreamError as exc:
+                raise PosterProtocolError(
+                    f"the list broke off or is not JSON ({str(exc).splitlines()[0]})",
+                    method=method,
+                    account=self.account,
+                ) from None
+            except (HTTPError, OSError) as exc:
+                failure = self._read_error(method, exc)
+            else:
+                return
+        raise failure  # outside the except block: the original's text may hold the URL
+
+    def _listed(self, method: str, response: requests.Response) -> Iterable[Any]:
+        """The objects of a list answer: streamed from a plain list envelope, or judged whole
+        by the envelope rules (an error, an id-keyed object)."""
+        answer = open_list(response.raw)
+        if answer.objects is not None:
+            return answer.objects
+        return self._as_list(method, self._unwrap(method, response, answer.body))
+
+    def _as_list(self, method: str, response: Any) -> list[Any]:
         if isinstance(response, Mapping) and all(isinstance(v, Mapping) for v in response.values()):
-            response = list(response.values())  # some methods answer an id-keyed object (§1.3)
+            return list(response.values())  # some methods answer an id-keyed object (§1.3)
         if not isinstance(response, list):
             raise PosterProtocolError(
                 f"expected a list, got {type(response).__name__}",
-                method=spec.list_method,
+                method=method,
                 account=self.account,
             )
-        return [self._record(spec, spec.list_method, raw) for raw in response]
+        return response
+
+    def _read_error(self, method: str, exc: Exception) -> PosterError:
+        """The typed error for a connection that failed while the answer was being read."""
+        if isinstance(exc, TransportTimeout):
+            return PosterTimeoutError(
+                f"no data for {self.settings.read_timeout:g} s while reading the answer",
+                method=method,
+                account=self.account,
+            )
+        return PosterConnectionError(
+            f"the connection broke off while reading the answer ({type(exc).__name__})",
+            method=method,
+            account=self.account,
+        )
 
     def fetch_one(self, entity_or_name: Entity | str, object_id: int) -> PosterRecord:
         """One object by id through the single getter; :class:`PosterNotFoundError` if absent."""

@@ -38,14 +38,17 @@ def fetch_objects(
 ) -> Fetched:
     wanted = frozenset(ids)
     if uses_list(spec, len(wanted), single_fetch_limit):
-        listed = client.fetch_list(spec)
+        records, listed = [], 0
+        for record in client.iter_list(spec):  # streamed: only the named objects are kept
+            listed += 1
+            if record.id in wanted:
+                records.append(record)
         if wanted and not listed:
             # An empty list would mark every named object deleted; Poster answering nothing
             # is likelier a fault than a wipe-out (the full sync's guard thinks so too).
             raise PosterProtocolError(
                 "the list came back empty", method=spec.list_method, account=client.account
             )
-        records = [record for record in listed if record.id in wanted]
         return Fetched(records, wanted - {r.id for r in records}, "list")
     records, missing = [], set()
     for object_id in sorted(wanted):

@@ -3,7 +3,9 @@
 A *full* sync applies Poster's complete list; a *partial* sync applies re-fetched objects named
 by webhooks and leaves the other rows alone. Either way:
 
-1. Stage the records in a temporary table (PostgreSQL: psycopg COPY; SQLite: batched inserts).
+1. Stage the records in a temporary table as they stream in (PostgreSQL: psycopg COPY; SQLite:
+   batched inserts), so no list of a catalogue's records is ever held; an id Poster lists
+   twice keeps its last occurrence.
 2. Count what would change, and let the deletion guard refuse before anything is written.
 3. Upsert only rows whose typed content or deletion state differs (``IS DISTINCT FROM``), so
    an unchanged re-sync writes no row and ``updated_at`` means a real change.
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import orjson
@@ -37,6 +39,8 @@ from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, 
 __all__ = ["SyncReport", "full_sync", "partial_sync", "record_failure"]
 
 _SQLITE_BATCH = 2_000
+#: The stage's column numbering records in arrival order: the last of a repeated id wins.
+_ORDER = "staged_order"
 
 
 @dataclass(frozen=True)
@@ -71,35 +75,69 @@ class SyncReport:
 
 
 def _stage_table(spec: Entity, name: str) -> sa.Table:
-    """A temporary table with the entity's Poster columns (no account, no bookkeeping), keyed
-    by the Poster id: the "still listed?" checks look rows up by it."""
+    """A temporary table with the entity's Poster columns (no account, no bookkeeping) and the
+    arrival order; indexed by the Poster id once filled (:func:`_index_stage`)."""
     target = entity_table(spec)
-    columns = [
-        sa.Column(c.name, c.type, primary_key=c.name == spec.key)
-        for c in target.columns
-        if c.name in spec.field_names
-    ]
+    columns = [sa.Column(c.name, c.type) for c in target.columns if c.name in spec.field_names]
     columns += [
         sa.Column("raw", target.c.raw.type, nullable=False),
         sa.Column("is_deleted", sa.Boolean(), nullable=False),
+        sa.Column(_ORDER, sa.BigInteger(), nullable=False),
     ]
     return sa.Table(
         name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP"
     )
 
 
-def _latest_by_id(records: Iterable[PosterRecord]) -> tuple[dict[int, PosterRecord], int]:
-    """Records keyed by id, the last occurrence winning, and how many ids repeated."""
-    latest: dict[int, PosterRecord] = {}
-    seen = 0
-    for record in records:
-        latest[record.id] = record
-        seen += 1
-    return latest, seen - len(latest)
+class _Tally:
+    """Numbers records as they stream to the stage, and counts the ids Poster repeats."""
+
+    def __init__(self) -> None:
+        self.fetched = 0
+        self.duplicates = 0
+        self._ids: set[int] = set()
+
+    def number(self, records: Iterable[PosterRecord]) -> Iterator[tuple[int, PosterRecord]]:
+        for record in records:
+            if record.id in self._ids:
+                self.duplicates += 1
+            else:
+                self._ids.add(record.id)
+            self.fetched += 1
+            yield self.fetched, record
+
+    @property
+    def distinct(self) -> int:
+        return self.fetched - self.duplicates
+
+
+def _started(engine: Engine, records: Iterable[PosterRecord]) -> Iterable[PosterRecord]:
+    """``records`` ready to stage: the request behind a stream made (retried, and refused with
+    its typed error) before the transaction opens, so only reading the list overlaps it. On
+    SQLite, whose transactions hold the write lock, every record is read first."""
+    if not is_postgres(engine):
+        return list(records)
+    iterator = iter(records)
+    first = next(iterator, None)
+    return iterator if first is None else chain([first], iterator)
+
+
+def _index_stage(conn: Connection, stage: sa.Table, key: str, *, repeated: bool) -> None:
+    """Index the filled stage by id (the "still listed?" checks look rows up by it; building
+    the index once is cheaper than keeping it during the load), and keep only the last
+    occurrence of an id Poster listed more than once."""
+    sa.Index(f"{stage.name}_{key}", stage.c[key]).create(conn)
+    if repeated:
+        later = stage.alias("later")
+        conn.execute(
+            sa.delete(stage).where(
+                sa.exists().where(later.c[key] == stage.c[key], later.c[_ORDER] > stage.c[_ORDER])
+            )
+        )
 
 
 def _copy_stage(
-    conn: Connection, stage: sa.Table, spec: Entity, records: Iterable[PosterRecord]
+    conn: Connection, stage: sa.Table, spec: Entity, numbered: Iterable[tuple[int, PosterRecord]]
 ) -> None:
     """COPY the records into the stage table through psycopg, one row at a time (flat memory)."""
     json_fields = {f.name for f in spec.fields if f.type is FieldType.JSON}
@@ -107,10 +145,10 @@ def _copy_stage(
     cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     names = spec.field_names  # a property: build the tuple once, not once per row
     with cursor, cursor.copy(f"COPY {stage.name} ({column_list}) FROM STDIN") as copy:
-        for record in records:
+        for order, record in numbered:
             values = record.values
             row = [_json(values[f]) if f in json_fields else values[f] for f in names]
-            row += [_json(record.raw), record.is_deleted]
+            row += [_json(record.raw), record.is_deleted, order]
             copy.write_row(row)
 
 
@@ -129,8 +167,13 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _insert_stage(conn: Connection, stage: sa.Table, records: Iterable[PosterRecord]) -> None:
-    rows = ({**r.values, "raw": r.raw, "is_deleted": r.is_deleted} for r in records)
+def _insert_stage(
+    conn: Connection, stage: sa.Table, numbered: Iterable[tuple[int, PosterRecord]]
+) -> None:
+    rows = (
+        {**r.values, "raw": r.raw, "is_deleted": r.is_deleted, _ORDER: order}
+        for order, r in numbered
+    )
     for batch in _batched(rows, _SQLITE_BATCH):
         conn.execute(stage.insert(), batch)
 
@@ -298,15 +341,17 @@ def _apply(
     in_transaction: Callable[[Connection], int] | None = None,
 ) -> SyncReport:
     """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync."""
-    latest, duplicates = _latest_by_id(records)
+    tally = _Tally()
+    numbered = tally.number(_started(engine, records))
     stage = _stage_table(spec, f"stage_{spec.name}")
     vanishing = _vanishing(spec, stage, missing)
     with engine.begin() as conn:
         stage.create(conn)
         if is_postgres(engine):
-            _copy_stage(conn, stage, spec, latest.values())
+            _copy_stage(conn, stage, spec, numbered)
         else:
-            _insert_stage(conn, stage, latest.values())
+            _insert_stage(conn, stage, numbered)
+        _index_stage(conn, stage, spec.key, repeated=tally.duplicates > 0)
         plan = _plan(conn, spec, stage, account, vanishing)
         refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
         if refused and guard is not None and not allow_mass_delete:
@@ -324,13 +369,13 @@ def _apply(
     return SyncReport(
         entity=spec.name,
         account=account,
-        fetched=len(latest) + duplicates,
+        fetched=tally.fetched,
         inserted=plan.inserted,
         updated=plan.updated,
         marked_deleted=plan.to_delete,
         restored=plan.restored,
-        unchanged=len(latest) - plan.inserted - plan.updated - plan.flagged,
-        duplicates=duplicates,
+        unchanged=tally.distinct - plan.inserted - plan.updated - plan.flagged,
+        duplicates=tally.duplicates,
         active_before=plan.active,
         active_total=active,
         rows_total=total,

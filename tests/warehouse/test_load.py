@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from poster_pipeline.catalogue import entity
+from poster_pipeline.poster.errors import PosterConnectionError
 from poster_pipeline.poster.records import to_record
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
 from poster_pipeline.warehouse.load import full_sync, record_failure
@@ -217,17 +218,34 @@ def test_a_failed_load_leaves_the_previous_rows_exactly_as_they_were(engine, acc
     assert rows(engine, account) == before
 
 
-def test_ids_listed_twice_keep_the_last_occurrence(engine, account):
+def test_a_list_that_breaks_off_midway_changes_nothing(engine, account):
+    sync(engine, account, snapshot(*(wire_ingredient(i) for i in range(1, 6))), T0)
+    before = rows(engine, account)
+
+    def breaking_stream():
+        yield to_record(INGREDIENTS, wire_ingredient(1, ingredient_name="changed"))
+        yield to_record(INGREDIENTS, wire_ingredient(6))
+        raise PosterConnectionError("the connection broke off", method="m", account=account)
+
+    with pytest.raises(PosterConnectionError):
+        sync(engine, account, breaking_stream(), T0 + timedelta(hours=1))
+    assert rows(engine, account) == before
+
+
+def test_ids_listed_more_than_once_keep_the_last_occurrence(engine, account):
     report = sync(
         engine,
         account,
         snapshot(
-            wire_ingredient(1, ingredient_name="old"), wire_ingredient(1, ingredient_name="new")
+            wire_ingredient(1, ingredient_name="old"),
+            wire_ingredient(2),
+            wire_ingredient(1, ingredient_name="newer"),
+            wire_ingredient(1, ingredient_name="new"),
         ),
         T0,
     )
-    assert (report.fetched, report.duplicates, report.inserted) == (2, 1, 1)
-    assert rows(engine, account)[1].ingredient_name == "new"
+    assert (report.fetched, report.duplicates, report.inserted) == (4, 2, 2)
+    assert {i: r.ingredient_name for i, r in rows(engine, account).items()}[1] == "new"
 
 
 def test_accounts_do_not_see_each_other(engine, account):
