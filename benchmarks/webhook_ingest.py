@@ -2,10 +2,11 @@
 
 ``poster-pipeline serve`` (uvicorn, 1 and then 2 worker processes, no access log) runs against
 the benchmark warehouse with the demo account connected, so every hook is verified, classified
-and stored as a ``pending`` event: one ``INSERT … ON CONFLICT DO NOTHING`` committed per
-request before the 200. The load comes from wrk (C, so the load generator does not eat the
-server's CPU; ``apt-get install wrk``) with ``benchmarks/webhooks.lua``, which cycles through
-pre-generated, distinct, pre-signed bodies, so each 2xx answer must be exactly one new row.
+and stored as a ``pending`` event: one prepared ``INSERT … ON CONFLICT … RETURNING`` in
+autocommit per request, committed before the 200. The load comes from wrk (C, so the load
+generator does not eat the server's CPU; ``apt-get install wrk``) with
+``benchmarks/webhooks.lua``, which cycles through pre-generated, distinct, pre-signed bodies,
+so each 2xx answer must be exactly one new row.
 
 Per worker count, two phases on loopback:
 

@@ -52,7 +52,7 @@ from poster_pipeline.http.oauth_routes import oauth_routes
 from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 from poster_pipeline.http.sync_api import sync_api_routes
 from poster_pipeline.poster.webhooks import WebhookEvent, WebhookSignatureError, verify
-from poster_pipeline.warehouse.queue import Enqueued, enqueue
+from poster_pipeline.warehouse.queue import Enqueued, store_webhook
 
 __all__ = ["WEBHOOK_PATH", "ReceiverSettings", "WebhookEndpoint", "create_app"]
 
@@ -129,10 +129,9 @@ class WebhookEndpoint:
     def _store(self, event: WebhookEvent, payload: Mapping[str, Any], engine: Engine) -> Enqueued:
         """Classify and insert, in a worker thread; returns once the row is committed."""
         entity, reason = classify(event, self._accounts.current(event.account))
-        with engine.begin() as conn:
-            return enqueue(
-                conn, event, payload, entity=entity, now=datetime.now(UTC), ignore_reason=reason
-            )
+        return store_webhook(
+            engine, event, payload, entity=entity, now=datetime.now(UTC), ignore_reason=reason
+        )
 
 
 def create_app(settings: ReceiverSettings | None = None, engine: Engine | None = None) -> Starlette:

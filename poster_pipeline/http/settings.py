@@ -29,7 +29,8 @@ class ReceiverSettings:
     - ``accounts_cache_seconds``: how long the list of active accounts is trusted.
     - ``database_timeout_seconds``: a webhook whose storage takes longer is answered 503.
     - ``database_concurrency``: warehouse calls in flight at once (the pool size of the
-      receiver's own engine).
+      receiver's own engine). A webhook holds a connection for one round trip, so a few
+      threads keep up with thousands a second; more would only contend for the GIL.
 
     The sync API and OAuth connect (``docs/sync-api.md``):
 
@@ -50,7 +51,7 @@ class ReceiverSettings:
     max_body_bytes: int = 65536
     accounts_cache_seconds: float = 5.0
     database_timeout_seconds: float = 3.0
-    database_concurrency: int = 10
+    database_concurrency: int = 4
     api_key: str | None = field(default=None, repr=False)
     application_id: str | None = None
     redirect_uri: str | None = None

@@ -13,9 +13,11 @@ import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -455,21 +457,36 @@ def test_every_accepted_delivery_is_stored_once_under_concurrency(engine: Engine
     assert sorted(row.object_id for row in rows) == list(range(200))
 
 
-def test_the_hot_path_is_one_insert(make_client: MakeClient, engine: Engine):
-    client = make_client(engine, accounts_cache_seconds=60)
+@pytest.fixture
+def own_engine(engine: Engine) -> Iterator[Engine]:
+    """The engine the receiver builds for itself (the tests' warehouse engine pings)."""
+    receiver = receiver_engine(postgres_url(HTTP_DATABASE_SUFFIX), pool_size=4, timeout=3.0)
+    yield receiver
+    receiver.dispose()
+
+
+def test_the_hot_path_is_one_statement_that_commits_itself(
+    make_client: MakeClient, engine: Engine, own_engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    # One round trip per hook on PostgreSQL: the INSERT alone, in autocommit (so no BEGIN
+    # and no COMMIT), prepared, with no ping and no accounts query while the cache is fresh.
+    client = make_client(own_engine, accounts_cache_seconds=60)
     post_json(client, hook())  # loads the accounts once
-    statements: list[str] = []
+    sent: list[tuple[str, bool, bool | None]] = []
+    execute = psycopg.Cursor.execute
 
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement.split()[0].upper())
+    def record(cursor: psycopg.Cursor, query: Any, params: Any = None, **options: Any) -> Any:
+        sent.append(
+            (str(query).split()[0].upper(), cursor.connection.autocommit, options.get("prepare"))
+        )
+        return execute(cursor, query, params, **options)
 
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        for _ in range(20):
-            assert post_json(client, hook()).status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    assert statements == ["INSERT"] * 20
+    monkeypatch.setattr(psycopg.Cursor, "execute", record)
+    for _ in range(20):
+        assert post_json(client, hook()).status_code == 200
+    monkeypatch.undo()
+    assert sent == [("INSERT", True, True)] * 20
+    assert len(stored(engine)) == 21
 
 
 # --- the warehouse going away --------------------------------------------------------------
@@ -528,6 +545,26 @@ def test_503_quickly_when_the_database_hangs(
     proxy.stop()
     proxy.start()
     wait_for(lambda: post_json(client, hook()).status_code == 200, timeout=10, what="recovery")
+
+
+def test_after_a_restart_one_hook_meets_the_dead_connection_and_the_next_reconnects(
+    make_client: MakeClient, engine: Engine, proxied_engine, caplog
+):
+    # No ping before each use: the first hook after PostgreSQL came back runs on a pooled
+    # connection the outage cut and gets 503 (Poster retries it); the whole pool is dropped
+    # then, so the next hook reconnects.
+    proxy, proxied = proxied_engine
+    client = make_client(proxied)
+    assert [post_json(client, hook()).status_code for _ in range(3)] == [200] * 3
+
+    proxy.stop()
+    proxy.start()
+    with caplog.at_level(logging.INFO, logger="poster_pipeline.http"):
+        assert [post_json(client, hook()).status_code for _ in range(3)] == [503, 200, 200]
+    assert len(stored(engine)) == 5
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[0].startswith("the warehouse is unavailable, answering 503: OperationalError")
+    assert logged[-1] == "the warehouse answers again"
 
 
 # --- health and configuration --------------------------------------------------------------
