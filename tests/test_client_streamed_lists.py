@@ -59,9 +59,11 @@ class RawServer:
         self._listener.close()
 
 
-def http_answer(body: bytes, *, length: int | None = None, headers: str = "") -> bytes:
+def http_answer(
+    body: bytes, *, length: int | None = None, headers: str = "", status: str = "200 OK"
+) -> bytes:
     length = len(body) if length is None else length
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
     return (head + headers + "Connection: close\r\n\r\n").encode() + body
 
 
@@ -105,6 +107,21 @@ def test_a_body_shorter_than_announced_is_a_connection_error(serve):
     cut = full[: full.index(b'{"workshop_id": "3"') + 10]
     with pytest.raises(PosterConnectionError, match="broke off while reading"):
         list(serve(http_answer(cut, length=len(full))).iter_list(WORKSHOPS))
+
+
+def test_an_error_answer_that_breaks_off_is_a_connection_error(serve):
+    body = json.dumps({"error": {"code": 10, "message": "Invalid token"}}).encode()
+    answer = http_answer(body[:12], length=len(body), status="400 Bad Request")
+    with pytest.raises(PosterConnectionError, match="broke off while reading"):
+        list(serve(answer).iter_list(WORKSHOPS))
+
+
+def test_an_invalid_escape_is_a_protocol_error(serve):
+    body = envelope(workshop(1))[:-2] + b', {"workshop_id": "2", "workshop_name": "\\udc00"}]}'
+    records = serve(http_answer(body)).iter_list(WORKSHOPS)
+    assert next(records).id == 1
+    with pytest.raises(PosterProtocolError, match="not JSON"):
+        next(records)
 
 
 def test_a_list_that_stops_being_json_is_a_protocol_error(serve):

@@ -5,9 +5,10 @@ each call runs on a worker thread and the event loop keeps serving while Postgre
 call that fails or outlasts the deadline raises :class:`DatabaseUnavailable` (the receiver
 answers 503 at once, and Poster retries): a webhook is never left hanging on a database that
 is down. Recovery needs nothing: a call that finds its pooled connection dead fails (503,
-and Poster retries), and SQLAlchemy then drops every pooled connection, so the next call
-reconnects. The pool does not ping a connection before lending it (``pool_pre_ping``): that
-is one more round trip per webhook, to save one failed request per outage.
+and Poster retries), and the whole pool is dropped then (by SQLAlchemy, or by the webhook
+path's :func:`~poster_pipeline.warehouse.queue.store_webhook`), so the next call reconnects.
+The pool does not ping a connection before lending it (``pool_pre_ping``): that is one more
+round trip per webhook, to save one failed request per outage.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ through. Only full syncs are tagged ``poster/sync=full`` and reset the freshness
 # (config and resources) at definition time.
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,13 +163,17 @@ def _full_sync(
     account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
     first: list[PosterRecord] = []
     try:
-        with poster_api.client(warehouse.accounts().token(account), account) as client:
-            # Streamed from the answer into the warehouse: the list is never held whole.
+        with (
+            poster_api.client(warehouse.accounts().token(account), account) as client,
+            # Streamed from the answer into the warehouse, so the list is never held whole;
+            # closed on every exit, so a failed load does not keep the answer's socket.
+            closing(client.iter_list(spec)) as listed,
+        ):
             report = full_sync(
                 warehouse.engine(),
                 spec,
                 account,
-                _keeping_first(client.iter_list(spec), first),
+                _keeping_first(listed, first),
                 now=now,
                 guard=warehouse.deletion_guard(),
                 allow_mass_delete=config.allow_mass_delete,

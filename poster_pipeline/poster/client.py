@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,7 +266,7 @@ class PosterClient:
         """Every object of an entity, typed (Poster lists are not paginated, §2)."""
         return list(self.iter_list(entity_or_name))
 
-    def iter_list(self, entity_or_name: Entity | str) -> Iterator[PosterRecord]:
+    def iter_list(self, entity_or_name: Entity | str) -> Generator[PosterRecord, None, None]:
         """Every object of an entity, typed one by one as the answer streams in, so a long list
         is never held whole (:mod:`poster_pipeline.poster.stream`).
 
@@ -278,19 +278,16 @@ class PosterClient:
         spec = _entity(entity_or_name)
         method = spec.list_method
         with self._get(method, {}, stream=True) as response:
-            if not response.ok:
-                self._unwrap(method, response)  # raises the typed error
-            response.raw.decode_content = True  # gzip, as requests would decode it
             try:
                 for raw in self._listed(method, response):
                     yield self._record(spec, method, raw)
-            except StreamError as exc:
+            except (StreamError, UnicodeError) as exc:
                 raise PosterProtocolError(
                     f"the list broke off or is not JSON ({str(exc).splitlines()[0]})",
                     method=method,
                     account=self.account,
                 ) from None
-            except (HTTPError, OSError) as exc:
+            except (HTTPError, OSError) as exc:  # requests' errors are OSErrors too
                 failure = self._read_error(method, exc)
             else:
                 return
@@ -299,6 +296,9 @@ class PosterClient:
     def _listed(self, method: str, response: requests.Response) -> Iterable[Any]:
         """The objects of a list answer: streamed from a plain list envelope, or judged whole
         by the envelope rules (an error, an id-keyed object)."""
+        if not response.ok:
+            self._unwrap(method, response)  # raises the typed error
+        response.raw.decode_content = True  # gzip, as requests would decode it
         answer = open_list(response.raw)
         if answer.objects is not None:
             return answer.objects
@@ -316,8 +316,11 @@ class PosterClient:
         return response
 
     def _read_error(self, method: str, exc: Exception) -> PosterError:
-        """The typed error for a connection that failed while the answer was being read."""
-        if isinstance(exc, TransportTimeout):
+        """The typed error for a connection that failed while the answer was being read
+        (not retried: a list is read once; the next sync tries again)."""
+        # requests wraps urllib3's errors when it reads a whole body (an error answer's).
+        cause = exc.args[0] if isinstance(exc, requests.RequestException) and exc.args else exc
+        if isinstance(cause, TransportTimeout) or isinstance(exc, requests.Timeout):
             return PosterTimeoutError(
                 f"no data for {self.settings.read_timeout:g} s while reading the answer",
                 method=method,

@@ -4,7 +4,8 @@ Poster reports errors in several shapes, usually with HTTP 200 (poster-api.md §
 ``{"error": {"code": 11, "message": "..."}}``, a flat ``{"error": 42, "message": "..."}``,
 ``{"error": "text"}``, ``{"response": false}`` for a missing object, and sometimes a non-2xx
 status with or without a JSON body. Callers act on the type: :class:`PosterTransientError`
-subclasses were already retried by the client and may succeed later; the others will not.
+subclasses may succeed later (the client retried them, except a connection lost while a list
+was being read); the others will not.
 Messages name the method and the account, never the token.
 """
 

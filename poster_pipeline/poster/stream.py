@@ -3,11 +3,16 @@
 Poster answers a list method with the whole list in one body (not paginated, poster-api.md
 §2): 45 MB of JSON for 100,000 ingredients. Parsed whole, the body, its text and every object
 are alive at once (~240 MB); read as a stream with ijson's C backend (as fast as ``json.loads``
-here), one object at a time is, so a sync's memory does not grow with the catalogue.
+here), one object at a time is, so a sync into PostgreSQL, which stages each object as it
+comes, does not grow with the catalogue.
 
-Only the plain success envelope ``{"response": [ … ]}`` is streamed. Any other answer (an error
+Only the plain success envelope ``{"response": [ … ]}`` is streamed; its first key decides, and
+keys after the list are not read (Poster's envelope has no other). Any other answer (an error
 envelope, an id-keyed object, ``response: false``, a body that is not JSON) is small, and is
 handed back whole so the client judges it by its one set of envelope rules.
+
+Numbers come back as ``json.loads`` gives them (int, or a float for a fraction); yajl refuses a
+few that the stdlib takes (integers beyond 64 bits, ``NaN``), which Poster does not send.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def open_list(source: Readable) -> ListAnswer:
             break
     if not is_list:
         return ListAnswer(body=head + b"".join(iter(lambda: source.read(_CHUNK_BYTES), b"")))
-    # use_float: numbers come back as json.loads gives them (int or float, never Decimal).
+    # use_float: an int or a float, never a Decimal (orjson serialises ``raw`` for COPY).
     return ListAnswer(objects=ijson.items(_Prefixed(head, source), "response.item", use_float=True))
 
 
@@ -74,7 +79,7 @@ def _opens_list(head: bytes, *, complete: bool) -> bool | None:
         first = list(islice(ijson.parse(io.BytesIO(head)), len(_LIST_ENVELOPE)))
     except ijson.IncompleteJSONError:
         return False if complete else None
-    except ijson.JSONError:
+    except (ijson.JSONError, UnicodeError):
         return False
     return first == _LIST_ENVELOPE
 

@@ -3,9 +3,10 @@
 A *full* sync applies Poster's complete list; a *partial* sync applies re-fetched objects named
 by webhooks and leaves the other rows alone. Either way:
 
-1. Stage the records in a temporary table as they stream in (PostgreSQL: psycopg COPY; SQLite:
-   batched inserts), so no list of a catalogue's records is ever held; an id Poster lists
-   twice keeps its last occurrence.
+1. Stage the records in a temporary table (PostgreSQL: psycopg COPY of each record as it
+   streams in, so no list of a catalogue's records is ever held; SQLite, the embedded
+   default: batched inserts of the list read first); an id Poster lists twice keeps its last
+   occurrence.
 2. Count what would change, and let the deletion guard refuse before anything is written.
 3. Upsert only rows whose typed content or deletion state differs (``IS DISTINCT FROM``), so
    an unchanged re-sync writes no row and ``updated_at`` means a real change.

@@ -554,8 +554,12 @@ def test_after_a_restart_one_hook_meets_the_dead_connection_and_the_next_reconne
     # connection the outage cut and gets 503 (Poster retries it); the whole pool is dropped
     # then, so the next hook reconnects.
     proxy, proxied = proxied_engine
-    client = make_client(proxied)
+    # The accounts list stays cached, so the hooks are the only users of the pool.
+    client = make_client(proxied, accounts_cache_seconds=60)
     assert [post_json(client, hook()).status_code for _ in range(3)] == [200] * 3
+    held = [proxied.connect() for _ in range(3)]  # the pool now keeps 3 connections
+    for conn in held:
+        conn.close()
 
     proxy.stop()
     proxy.start()
