@@ -50,7 +50,6 @@ from poster_pipeline.http.sync_plan import (
 from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import accounts, sync_status
 from poster_pipeline.warehouse.sync_requests import (
-    NewSyncRequest,
     add_requests,
     prune_launched,
     request_history,
@@ -302,12 +301,7 @@ class SyncApi:
                 now=now,
                 policy=self._policy,
             )
-            add_requests(
-                conn,
-                (NewSyncRequest(q.account, q.entity, q.force) for q in plan.queued),
-                now=now,
-                requested_by=REQUESTED_BY,
-            )
+            add_requests(conn, plan.queued, now=now, requested_by=REQUESTED_BY)
             prune_launched(conn, before=now - KEEP_LAUNCHED)
         if plan.queued:
             log.info(

@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
-from poster_pipeline.warehouse.sync_requests import RequestHistory
+from poster_pipeline.warehouse.sync_requests import NewSyncRequest, RequestHistory
 
 __all__ = [
     "FullSyncState",
-    "Queued",
     "SelectionError",
     "Skipped",
     "SyncPlan",
@@ -97,13 +96,6 @@ class FullSyncState:
 
 
 @dataclass(frozen=True)
-class Queued:
-    account: str
-    entity: str
-    force: bool
-
-
-@dataclass(frozen=True)
 class Skipped:
     """Not queued, and why; ``retry_after`` (whole seconds) only when rate limited."""
 
@@ -115,7 +107,7 @@ class Skipped:
 
 @dataclass(frozen=True)
 class SyncPlan:
-    queued: tuple[Queued, ...] = ()
+    queued: tuple[NewSyncRequest, ...] = ()  # stored as they are by the sync API
     skipped: tuple[Skipped, ...] = ()
 
     @property
@@ -268,7 +260,7 @@ def plan_sync(
     ``history`` the recent requests (see
     :func:`~poster_pipeline.warehouse.sync_requests.request_history`).
     """
-    queued: list[Queued] = []
+    queued: list[NewSyncRequest] = []
     skipped: list[Skipped] = []
     for account, entity in selection.pairs():
         seen = history.get((account, entity), RequestHistory())
@@ -282,11 +274,11 @@ def plan_sync(
             elif seen.pending:
                 skipped.append(Skipped(account, entity, "already queued"))
             else:
-                queued.append(Queued(account, entity, force=True))
+                queued.append(NewSyncRequest(account, entity, force=True))
             continue
         reason_not = _smart_skip(states.get((account, entity)), seen, now=now, policy=policy)
         if reason_not is None:
-            queued.append(Queued(account, entity, force=False))
+            queued.append(NewSyncRequest(account, entity, force=False))
         else:
             skipped.append(Skipped(account, entity, reason_not))
     return SyncPlan(tuple(queued), tuple(skipped))
