@@ -9,6 +9,7 @@ import dagster as dg
 from poster_pipeline.alerts import AlertsResource
 from poster_pipeline.orchestration.assets import entity_assets
 from poster_pipeline.orchestration.automation import smart_sync_sensor
+from poster_pipeline.orchestration.drain import events_applied_checks, webhook_drain_job
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
@@ -35,7 +36,8 @@ defs = dg.Definitions(
     # a ~2 s process start per step and ~120 MB per concurrent step (dagster-notes.md §8).
     executor=dg.in_process_executor,
     assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),
-    jobs=[full_sync_job],
+    asset_checks=events_applied_checks(),
+    jobs=[full_sync_job, webhook_drain_job],
     schedules=[nightly_full_sync_schedule(settings.timezone)],
     sensors=[
         account_partitions_sensor,

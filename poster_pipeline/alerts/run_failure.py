@@ -22,6 +22,7 @@ from poster_pipeline.alerts.notifiers import Delivery, Notifier, deliver
 from poster_pipeline.alerts.state import AlertClaim, claim_alert, release_alert
 
 __all__ = [
+    "FAILED_SYNCS",
     "FailedRun",
     "RunAlertOutcome",
     "StepFailure",
@@ -38,14 +39,22 @@ SHOWN_TAG_PREFIXES = ("dagster/", "poster/")
 _STEP_WRAPPER = "DagsterExecutionStepExecutionError"
 
 
+#: Metadata of a ``dg.Failure`` that names its failed syncs (the webhook drain's: one run for
+#: many partitions): a JSON list of ``{"asset": …, "partition": …, "error": …}``.
+FAILED_SYNCS = "failed_syncs"
+
+
 @dataclass(frozen=True)
 class StepFailure:
     """A failed step: its key, the asset keys it materializes (none for a plain op) and
-    the error a person can act on (a ``dg.Failure``'s description, else the exception)."""
+    the error a person can act on (a ``dg.Failure``'s description, else the exception).
+    ``partition`` is set when the failure is of one partition other than the run's (a failed
+    group of a webhook drain run)."""
 
     step_key: str
     assets: tuple[str, ...]
     error: str
+    partition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,12 +79,16 @@ class FailedRun:
         run = context.dagster_run
         assets_of = _assets_by_step(context.instance, run)
         steps = tuple(
-            StepFailure(
-                step_key=event.step_key or "",
-                assets=assets_of.get(event.step_key or "", ()),
-                error=_step_error(event),
-            )
+            failure
             for event in context.get_step_failure_events()
+            for failure in _failed_syncs(event)
+            or [
+                StepFailure(
+                    step_key=event.step_key or "",
+                    assets=assets_of.get(event.step_key or "", ()),
+                    error=_step_error(event),
+                )
+            ]
         )
         return cls(
             run_id=run.run_id,
@@ -87,17 +100,18 @@ class FailedRun:
             tags={k: v for k, v in run.tags.items() if k.startswith(SHOWN_TAG_PREFIXES)},
         )
 
-    def failures(self) -> dict[str, str]:
-        """What failed → its error. What failed is an asset key (``poster/ingredients``);
-        a step of an op job is ``<job>.<step>``; a run that failed before any step failed
-        (it did not start, its worker died) stands for its assets, or for its job."""
-        failed: dict[str, str] = {}
+    def failures(self) -> dict[tuple[str, str | None], str]:
+        """(what failed, its partition) → its error. What failed is an asset key
+        (``poster/ingredients``); a step of an op job is ``<job>.<step>``; a run that failed
+        before any step failed (it did not start, its worker died) stands for its assets, or
+        for its job. The partition is the run's, unless the failure names its own."""
+        failed: dict[tuple[str, str | None], str] = {}
         for step in self.steps:
             for label in step.assets or (f"{self.job_name}.{step.step_key}",):
-                failed[label] = step.error
+                failed[(label, step.partition or self.partition)] = step.error
         if not failed:
             for label in self.selected_assets or (self.job_name,):
-                failed[label] = self.message
+                failed[(label, self.partition)] = self.message
         return failed
 
 
@@ -114,6 +128,25 @@ def _assets_by_step(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[st
         )
         for step in plan.steps
     }
+
+
+def _failed_syncs(event: dg.DagsterEvent) -> list[StepFailure]:
+    """The syncs a step's ``dg.Failure`` names in its :data:`FAILED_SYNCS` metadata."""
+    data = event.step_failure_data.user_failure_data
+    named = data.metadata.get(FAILED_SYNCS) if data is not None else None
+    value = named.value if named is not None else None
+    if not isinstance(value, list):
+        return []
+    return [
+        StepFailure(
+            step_key=event.step_key or "",
+            assets=(str(item["asset"]),),
+            error=str(item.get("error") or "the sync failed"),
+            partition=item.get("partition"),
+        )
+        for item in value
+        if isinstance(item, Mapping) and item.get("asset")
+    ]
 
 
 def _step_error(event: dg.DagsterEvent) -> str:
@@ -143,26 +176,32 @@ def dedup_key(failed: str, partition: str | None) -> str:
 
 def alert_for_run(
     run: FailedRun,
-    failures: Mapping[str, str],
+    failures: Mapping[tuple[str, str | None], str],
     *,
     suppressed: int = 0,
     link: str | None = None,
 ) -> Alert:
     """The alert about ``failures`` (a subset of ``run.failures()``: those not suppressed)."""
-    entities = tuple(entity_name(label) for label in failures)
-    what = f"{entities[0]} sync" if len(entities) == 1 else f"{len(entities)} syncs"
+    entities = tuple(dict.fromkeys(entity_name(label) for label, _ in failures))
+    accounts = tuple(dict.fromkeys(p for _, p in failures if p))
+    what = f"{entities[0]} sync" if len(failures) == 1 else f"{len(failures)} syncs"
     subject = f"poster-pipeline: {what} failed"
-    if run.partition:
-        subject += f" for account {run.partition}"
+    if len(accounts) == 1:
+        subject += f" for account {accounts[0]}"
+    elif accounts:
+        subject += f" for {len(accounts)} accounts"
     if len(entities) > 1:
         subject += f" ({', '.join(entities)})"
     if len(failures) == 1:
         [error] = failures.values()
     else:
-        error = "\n".join(f"{entity_name(label)}: {text}" for label, text in failures.items())
+        error = "\n".join(
+            f"{entity_name(label)}{f' ({p})' if len(accounts) > 1 and p else ''}: {text}"
+            for (label, p), text in failures.items()
+        )
     return Alert(
         subject=subject,
-        account=run.partition,
+        account=", ".join(accounts) or None,
         entities=entities,
         error=error,
         run_id=run.run_id,
@@ -199,21 +238,22 @@ def notify_run_failure(
     better than silence.
     """
     failures = run.failures()
-    claims: dict[str, AlertClaim] = {}
-    allowed: dict[str, str] = {}
+    claims: dict[tuple[str, str | None], AlertClaim] = {}
+    allowed: dict[tuple[str, str | None], str] = {}
     suppressed: list[str] = []
-    for label, error in failures.items():
+    for (label, partition), error in failures.items():
         try:
-            claim = claim_alert(engine, dedup_key(label, run.partition), now=now, window=window)
+            claim = claim_alert(engine, dedup_key(label, partition), now=now, window=window)
         except sa.exc.SQLAlchemyError as exc:
             log.warning(f"alert de-duplication unavailable, alerting anyway: {_short(exc)}")
-            allowed[label] = error
+            allowed[(label, partition)] = error
             continue
         if claim is None:
-            suppressed.append(label)
+            own = partition in (None, run.partition)  # the run's: no need to repeat it
+            suppressed.append(label if own else f"{label} ({partition})")
         else:
-            claims[label] = claim
-            allowed[label] = error
+            claims[(label, partition)] = claim
+            allowed[(label, partition)] = error
     if not allowed:
         log.info(
             f"run {run.run_id}: not alerted, {', '.join(suppressed)} already alerted "

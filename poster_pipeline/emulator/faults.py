@@ -5,7 +5,8 @@ matching calls (or to all), then expires. The first matching fault, in the order
 added, is the one applied. The kinds cover what a sync must survive: slow and hung answers
 (the first call after idle takes 4–5 s, poster-api.md §1.1), 5xx and 429 pages, the three
 shapes of error bodies at HTTP 200 (§1.4), ``{"response": false}`` (§1.3), and lists that
-come back empty or cut short (the case the warehouse's deletion guard exists for).
+come back empty or cut short (the case the warehouse's deletion guard exists for), and a list
+read at once but sent slowly (a sync whose data is older than the moment it commits).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "empty",
     "rate_limit",
     "response_false",
+    "stall",
 )
-_LIST_ONLY = frozenset({"truncate", "empty"})
+_LIST_ONLY = frozenset({"truncate", "empty", "stall"})
 
 # Parameters each kind accepts beyond method/account/kind/times.
 _PARAMS: Mapping[str, frozenset[str]] = {
@@ -41,6 +43,7 @@ _PARAMS: Mapping[str, frozenset[str]] = {
     "empty": frozenset(),
     "rate_limit": frozenset({"retry_after"}),
     "response_false": frozenset(),
+    "stall": frozenset({"seconds"}),
 }
 
 # Texts of Poster's error codes (poster-api.md §1.5), used when a fault gives no message.
@@ -132,8 +135,8 @@ class FaultBook:
 
     @staticmethod
     def _set_params(fault: Fault, spec: Mapping[str, Any]) -> None:
-        if fault.kind == "latency" and "seconds" not in spec:
-            raise FieldError("latency needs seconds")
+        if fault.kind in ("latency", "stall") and "seconds" not in spec:
+            raise FieldError(f"{fault.kind} needs seconds")
         if "seconds" in spec:
             fault.seconds = float(_number(spec, "seconds"))
         if "status" in spec:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from poster_pipeline.emulator.config import EmulatorAccount
 from poster_pipeline.emulator.entities import METHODS, PRODUCTS, EntitySpec
@@ -57,6 +57,14 @@ def _error_page(status: int) -> Response:
         "<hr><center>nginx</center></body></html>"
     )
     return Response(page, status, media_type="text/html")
+
+
+async def _stalled(body: bytes, seconds: float) -> AsyncIterator[bytes]:
+    """A list answer read now, its first half sent at once and the rest ``seconds`` later."""
+    half = len(body) // 2
+    yield body[:half]
+    await asyncio.sleep(seconds)
+    yield body[half:]
 
 
 def _fault_response(fault: Fault) -> Response | None:
@@ -149,6 +157,10 @@ class WebApi:
         elif fault is not None and fault.kind == "truncate":
             fragments = fragments[: len(fragments) // 2 if fault.keep is None else fault.keep]
         body = cached.body if fragments is cached.fragments else envelope(fragments)
+        if fault is not None and fault.kind == "stall":
+            return StreamingResponse(
+                _stalled(body, fault.seconds or 0.0), media_type="application/json"
+            )
         return Response(body, media_type="application/json")
 
     def _single(

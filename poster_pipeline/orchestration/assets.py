@@ -1,26 +1,23 @@
 """One Dagster asset per catalogue entity: Poster's objects of it, per account, in the warehouse.
 
-A materialization of ``poster/<entity>`` for partition ``<account>`` is either
-
-- a *full sync* (the default: the Materialize button, automation, the schedule): fetch the
-  whole list and apply it, marking deleted what Poster no longer lists; or
-- a *partial sync* (run config ``object_ids``, launched by the webhook sensor): re-fetch only
-  the named objects and settle the queue events that named them, in the same transaction.
+A run of ``poster/<entity>`` for partition ``<account>`` is a *full sync* (the Materialize
+button, smart sync, the schedule, the sync API): fetch the whole list and apply it, marking
+deleted what Poster no longer lists (:func:`poster_pipeline.sync.run_full_sync` does the work;
+this module maps its result to Dagster's events). Partial syncs from webhooks are recorded as
+materializations of the same asset and partition by the drain run
+(:mod:`poster_pipeline.orchestration.drain`), many partitions per run.
 
 Two checks ride along: Poster listed each id once, and the mass-delete guard let the sync
-through. Only full syncs are tagged ``poster/sync=full`` and reset the freshness clock.
+through. Full-sync runs are tagged ``poster/sync=full``; only they reset the freshness clock.
 """
 
 # No `from __future__ import annotations`: Dagster resolves the asset function's annotations
 # (config and resources) at definition time.
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-import psycopg
 import sqlalchemy as sa
 from pydantic import Field
 
@@ -30,45 +27,37 @@ from poster_pipeline.orchestration.partitions import accounts_partitions
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
     WarehouseResource,
-    WebhookQueueResource,
+    sync_services,
 )
-from poster_pipeline.poster.errors import PosterError
-from poster_pipeline.poster.fetch import fetch_objects
 from poster_pipeline.poster.records import PosterRecord
-from poster_pipeline.warehouse.accounts import AccountError
-from poster_pipeline.warehouse.guard import MassDeleteRefused
-from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync, record_failure
-from poster_pipeline.warehouse.queue import release_failed, renew_claim, settle_done
+from poster_pipeline.sync import SyncFailed, run_full_sync
+from poster_pipeline.warehouse.load import SyncReport
 from poster_pipeline.warehouse.schema import entity_table
 
-__all__ = ["SYNC_TAG", "SyncConfig", "entity_asset", "entity_asset_key", "entity_assets"]
+__all__ = [
+    "SYNC_TAG",
+    "SyncConfig",
+    "entity_asset",
+    "entity_asset_key",
+    "entity_assets",
+    "sync_metadata",
+]
 
 SYNC_TAG = "poster/sync"  # run tag: "full" or "partial"
 UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
 PREVIEW_ROWS = 5
-LISTED_IDS = 50
 DEFAULT_WINDOW = timedelta(hours=24)
-
-# Failures a sync reports cleanly (their text is safe: no token, no secret).
-_EXPECTED_FAILURES = (PosterError, AccountError, sa.exc.SQLAlchemyError, psycopg.Error)
 
 
 class SyncConfig(dg.Config):
-    """Run configuration of an entity sync; empty for a full sync."""
+    """Run configuration of a full sync."""
 
     allow_mass_delete: bool = Field(
         default=False,
         description="Apply a full sync even if it marks more rows deleted than the mass-delete "
         "guard allows (use when the deletions in Poster are real).",
     )
-    object_ids: list[int] = Field(
-        default=[], description="Partial sync: re-fetch only these Poster ids."
-    )
-    event_ids: list[int] = Field(
-        default=[], description="Partial sync: the webhook_events rows this run settles."
-    )
-    claim_id: str | None = Field(default=None, description="Partial sync: the queue claim.")
 
 
 def entity_asset_key(spec: Entity) -> dg.AssetKey:
@@ -91,16 +80,6 @@ def _column_schema(spec: Entity) -> dg.TableSchema:
     )
 
 
-def _keeping_first(
-    records: Iterable[PosterRecord], first: list[PosterRecord]
-) -> Iterator[PosterRecord]:
-    """``records``, passed on, the first :data:`PREVIEW_ROWS` of them also kept in ``first``."""
-    for record in records:
-        if len(first) < PREVIEW_ROWS:
-            first.append(record)
-        yield record
-
-
 def _preview(spec: Entity, records: Sequence[PosterRecord]) -> str:
     """A Markdown table of the first records' scalar fields."""
     names = [f.name for f in spec.fields if f.type is not FieldType.JSON][:6]
@@ -111,7 +90,8 @@ def _preview(spec: Entity, records: Sequence[PosterRecord]) -> str:
     return "\n".join(lines)
 
 
-def _metadata(spec: Entity, report: SyncReport, calls: int, retries: int) -> dict[str, Any]:
+def sync_metadata(spec: Entity, report: SyncReport, calls: int, retries: int) -> dict[str, Any]:
+    """The metadata of a sync's materialization, full or partial."""
     return {
         "sync": report.kind,
         "account": report.account,
@@ -160,148 +140,45 @@ def _full_sync(
     poster_api: PosterApiResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
-    first: list[PosterRecord] = []
+    if context.run.tags.get(SYNC_TAG) != "full":
+        # Runs from the UI's Materialize button come without tags: say what this run is.
+        context.instance.add_run_tags(context.run.run_id, {SYNC_TAG: "full"})
     try:
-        with (
-            poster_api.client(warehouse.accounts().token(account), account) as client,
-            # Streamed from the answer into the warehouse, so the list is never held whole;
-            # closed on every exit, so a failed load does not keep the answer's socket.
-            closing(client.iter_list(spec)) as listed,
-        ):
-            report = full_sync(
-                warehouse.engine(),
-                spec,
-                account,
-                _keeping_first(listed, first),
-                now=now,
-                guard=warehouse.deletion_guard(),
-                allow_mass_delete=config.allow_mass_delete,
-                run_id=context.run.run_id,
-            )
-    except MassDeleteRefused as refused:
-        _record_failure(context, warehouse, spec, str(refused), now)
-        yield dg.AssetCheckResult(
-            asset_key=entity_asset_key(spec),
-            check_name=DELETION_GUARD,
-            passed=False,
-            metadata={"would_mark_deleted": refused.to_delete, "active": refused.active},
-            description=str(refused),
+        result = run_full_sync(
+            sync_services(poster_api, warehouse),
+            spec,
+            context.partition_key,
+            guard=warehouse.deletion_guard(),
+            allow_mass_delete=config.allow_mass_delete,
+            run_id=context.run.run_id,
         )
-        raise dg.Failure(description=str(refused)) from None
-    except _EXPECTED_FAILURES as exc:
-        message = f"{spec.name} sync of account {account} failed: {exc}"
-        _record_failure(context, warehouse, spec, message, now)
-        raise dg.Failure(description=message) from None
-    except Exception as exc:
-        # Unexpected (a bad POSTER_TOKEN_KEY, a bug): recorded by type only, since its text
-        # is not known to be free of secrets, so smart sync backs off instead of retrying
-        # every minute; Dagster shows the traceback.
-        _record_failure(context, warehouse, spec, f"unexpected {type(exc).__name__}", now)
-        raise
+    except SyncFailed as failed:
+        if failed.refused is not None:
+            yield dg.AssetCheckResult(
+                asset_key=entity_asset_key(spec),
+                check_name=DELETION_GUARD,
+                passed=False,
+                metadata={
+                    "would_mark_deleted": failed.refused.to_delete,
+                    "active": failed.refused.active,
+                },
+                description=str(failed),
+            )
+        raise dg.Failure(description=str(failed)) from None
+    report = result.report
     context.log.info(
-        f"full sync of {spec.name} for {account}: {report.fetched} fetched, "
+        f"full sync of {spec.name} for {report.account}: {report.fetched} fetched, "
         f"{report.inserted} inserted, {report.updated} updated, "
         f"{report.marked_deleted} marked deleted, {report.unchanged} unchanged"
     )
     yield dg.MaterializeResult(
         metadata={
-            **_metadata(spec, report, client.stats.total, client.stats.retries),
-            "duration_s": round(time.perf_counter() - started, 3),
-            "preview": dg.MetadataValue.md(_preview(spec, first)),
+            **sync_metadata(spec, report, result.api_calls, result.api_retries),
+            "duration_s": round(result.duration_s, 3),
+            "preview": dg.MetadataValue.md(_preview(spec, result.preview)),
         },
         check_results=_check_results(spec, report),
     )
-
-
-def _partial_sync(
-    context: dg.AssetExecutionContext,
-    spec: Entity,
-    config: SyncConfig,
-    poster_api: PosterApiResource,
-    warehouse: WarehouseResource,
-    webhook_queue: WebhookQueueResource,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    account, now, started = context.partition_key, datetime.now(UTC), time.perf_counter()
-    engine, run_id = warehouse.engine(), context.run.run_id
-
-    def settle(conn: sa.Connection) -> int:
-        if config.claim_id is None:
-            return 0
-        return settle_done(conn, config.event_ids, claim_id=config.claim_id, run_id=run_id, now=now)
-
-    if config.claim_id is not None:
-        # The wait in the run queue used part of the lease: renew it for the sync itself.
-        renew_claim(engine, config.claim_id, now=now, lease=webhook_queue.lease)
-    try:
-        with poster_api.client(warehouse.accounts().token(account), account) as client:
-            fetched = fetch_objects(
-                client, spec, config.object_ids, single_fetch_limit=webhook_queue.single_fetch_limit
-            )
-        report = partial_sync(
-            engine,
-            spec,
-            account,
-            fetched.records,
-            missing=fetched.missing,
-            now=now,
-            run_id=run_id,
-            in_transaction=settle,
-        )
-    except _EXPECTED_FAILURES as exc:
-        message = f"partial sync of {spec.name} for account {account} failed: {exc}"
-        _record_failure(context, warehouse, spec, message, now, kind="partial")
-        if config.claim_id is not None:
-            retried, dead = release_failed(
-                engine,
-                config.event_ids,
-                claim_id=config.claim_id,
-                error=message,
-                now=now,
-                policy=webhook_queue.retry_policy(),
-            )
-            message += f" ({retried} events will be retried, {dead} are dead)"
-        raise dg.Failure(description=message) from None
-    ids = sorted(config.object_ids)
-    context.log.info(
-        f"partial sync of {spec.name} for {account}: {len(ids)} objects by {fetched.strategy}, "
-        f"{report.changed} rows changed, {report.settled_events} events settled"
-    )
-    yield dg.MaterializeResult(
-        metadata={
-            **_metadata(spec, report, client.stats.total, client.stats.retries),
-            "object_ids": ", ".join(map(str, ids[:LISTED_IDS]))
-            + (f" … ({len(ids)} in all)" if len(ids) > LISTED_IDS else ""),
-            "objects_requested": len(ids),
-            "objects_missing": len(fetched.missing),
-            "fetch_strategy": fetched.strategy,
-            "events_settled": report.settled_events,
-            "duration_s": round(time.perf_counter() - started, 3),
-        },
-        check_results=_check_results(spec, report),
-    )
-
-
-def _record_failure(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    spec: Entity,
-    message: str,
-    now: datetime,
-    kind: str = "full",
-) -> None:
-    try:
-        record_failure(
-            warehouse.engine(),
-            spec.name,
-            context.partition_key,
-            message,
-            now=now,
-            kind=kind,
-            run_id=context.run.run_id,
-        )
-    except _EXPECTED_FAILURES as exc:  # the warehouse itself may be what failed
-        context.log.warning(f"could not record the failure in sync_status: {exc}")
 
 
 def entity_asset(
@@ -345,12 +222,8 @@ def entity_asset(
         config: SyncConfig,
         poster_api: PosterApiResource,
         warehouse: WarehouseResource,
-        webhook_queue: WebhookQueueResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        if config.object_ids:
-            yield from _partial_sync(context, spec, config, poster_api, warehouse, webhook_queue)
-        else:
-            yield from _full_sync(context, spec, config, poster_api, warehouse)
+        yield from _full_sync(context, spec, config, poster_api, warehouse)
 
     return _sync
 

@@ -10,12 +10,13 @@ from sqlalchemy.engine import Engine
 
 from poster_pipeline.poster.client import DEFAULT_API_URL, ClientSettings, PosterClient
 from poster_pipeline.settings import DEFAULT_DATA_DIR
+from poster_pipeline.sync import SyncServices
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import default_database_url, shared_engine
 from poster_pipeline.warehouse.guard import DeletionGuard
-from poster_pipeline.warehouse.queue import RetryPolicy
+from poster_pipeline.warehouse.queue import Claim, RetryPolicy
 
-__all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource"]
+__all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource", "sync_services"]
 
 
 class PosterApiResource(dg.ConfigurableResource):
@@ -73,19 +74,23 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class WebhookQueueResource(dg.ConfigurableResource):
-    """How the webhook sensor and partial syncs treat the queue.
+    """How the webhook sensor and the drain treat the queue.
 
-    ``claim_lease_s`` must exceed the longest wait in the run queue (one run per account at a
-    time) plus a partial sync: a claim older than that is taken for a lost run and its events
-    are claimed again. The run renews the lease when it starts.
+    ``claim_lease_s`` must exceed the wait of a drain run in the run queue: a claim older than
+    that is taken for a lost run and its events are claimed again. The drain renews the lease
+    when it starts and as it goes. ``drain_workers`` accounts are synced at once;
+    ``lock_wait_s`` is how long a partial sync waits for another sync of its pair before its
+    events are given back for a later drain.
     """
 
     max_attempts: int = 8
     backoff_base_s: float = 15.0
     backoff_cap_s: float = 3600.0
-    claim_lease_s: float = 3600.0
+    claim_lease_s: float = 600.0
     claim_batch: int = 10_000
     single_fetch_limit: int = 10
+    drain_workers: int = 8
+    lock_wait_s: float = 5.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -97,3 +102,16 @@ class WebhookQueueResource(dg.ConfigurableResource):
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.claim_lease_s)
+
+    def claim(self, engine: Engine, claim_id: str) -> Claim:
+        """The claim ``claim_id`` (taken by the sensor), to settle or release its events."""
+        return Claim(claim_id, engine, self.lease, self.retry_policy())
+
+
+def sync_services(poster_api: PosterApiResource, warehouse: WarehouseResource) -> SyncServices:
+    """What :mod:`poster_pipeline.sync` needs, from the configured resources."""
+    return SyncServices(
+        engine=warehouse.engine(),
+        token_for=warehouse.accounts().token,
+        client_for=poster_api.client,
+    )

@@ -1,19 +1,29 @@
-"""Re-fetching the objects a batch of webhooks named, at the fewest API calls.
+"""Re-fetching the objects a batch of webhooks named, at the fewest API calls, object by object.
 
 Poster's single getters cost one call per object; its list methods return everything in one
 call (not paginated, poster-api.md §2). A burst of events on one entity is therefore fetched
 with the list once it would take more than ``single_fetch_limit`` single calls, and always for
 entities without a single getter (suppliers).
+
+Each object has its own outcome, so one bad object never holds back the others:
+
+- fetched: Poster answered it;
+- gone: Poster does not have it, and that is *confirmed*: its latest event says ``removed``,
+  or a second answer (or, fetched by list, the single getter) agrees. A single not-found
+  (``response: false``, error 32) is not proof: Poster has been seen answering one for a live
+  object, and a row wrongly marked deleted is a business error;
+- failed: Poster answered an error for it (after the client's retries), or its not-found could
+  not be confirmed: its events are retried later, its row is left as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 
 from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import PosterClient
-from poster_pipeline.poster.errors import PosterNotFoundError, PosterProtocolError
+from poster_pipeline.poster.errors import PosterError, PosterNotFoundError, PosterProtocolError
 from poster_pipeline.poster.records import PosterRecord
 
 __all__ = ["Fetched", "fetch_objects", "uses_list"]
@@ -21,11 +31,12 @@ __all__ = ["Fetched", "fetch_objects", "uses_list"]
 
 @dataclass(frozen=True)
 class Fetched:
-    """The named objects Poster returned, and the named ids it does not have (deleted)."""
+    """What became of each named object (see the module's docstring)."""
 
     records: list[PosterRecord]
-    missing: frozenset[int]
+    missing: frozenset[int]  # gone, confirmed
     strategy: str  # "single" or "list"
+    failed: dict[int, str] = field(default_factory=dict)  # object id → why
 
 
 def uses_list(spec: Entity, count: int, single_fetch_limit: int) -> bool:
@@ -34,26 +45,75 @@ def uses_list(spec: Entity, count: int, single_fetch_limit: int) -> bool:
 
 
 def fetch_objects(
-    client: PosterClient, spec: Entity, ids: Collection[int], *, single_fetch_limit: int = 10
+    client: PosterClient,
+    spec: Entity,
+    ids: Collection[int],
+    *,
+    removed: Collection[int] = (),
+    single_fetch_limit: int = 10,
 ) -> Fetched:
-    wanted = frozenset(ids)
+    """Fetch ``ids``; ``removed`` are those whose latest event says Poster removed them.
+
+    A failure of the list call itself (it is one answer for every object) raises the typed
+    :class:`PosterError`; a failure of one object's call is that object's outcome.
+    """
+    wanted, removed = frozenset(ids), frozenset(removed)
     if uses_list(spec, len(wanted), single_fetch_limit):
-        records, listed = [], 0
-        for record in client.iter_list(spec):  # streamed: only the named objects are kept
-            listed += 1
-            if record.id in wanted:
-                records.append(record)
-        if wanted and not listed:
-            # An empty list would mark every named object deleted; Poster answering nothing
-            # is likelier a fault than a wipe-out (the full sync's guard thinks so too).
-            raise PosterProtocolError(
-                "the list came back empty", method=spec.list_method, account=client.account
-            )
-        return Fetched(records, wanted - {r.id for r in records}, "list")
-    records, missing = [], set()
-    for object_id in sorted(wanted):
+        records = _from_list(client, spec, wanted)
+        absent = wanted - {r.id for r in records}
+        if spec.single_method is None:
+            # The list is the only evidence Poster offers for these entities.
+            return Fetched(records, frozenset(absent), "list")
+        # Confirm what the list left out, unless its events said removed; a list missing many
+        # named objects is suspect (cut short), so those wait for a later attempt.
+        to_confirm = sorted(absent - removed)
+        confirmed: list[PosterRecord] = []
+        missing, failed = set(absent & removed), {}
+        if len(to_confirm) > single_fetch_limit:
+            reason = f"{len(to_confirm)} named objects missing from the list: not trusted"
+            failed = dict.fromkeys(to_confirm, reason)
+        else:
+            got, gone, failed = _one_by_one(client, spec, to_confirm)
+            confirmed, missing = got, missing | gone
+        return Fetched(records + confirmed, frozenset(missing), "list", failed)
+    first, not_found, failed = _one_by_one(client, spec, sorted(wanted))
+    # A second answer for a not-found whose events did not say removed.
+    second, gone, failed_again = _one_by_one(client, spec, sorted(not_found - removed))
+    return Fetched(
+        first + second,
+        frozenset((not_found & removed) | gone),
+        "single",
+        {**failed, **failed_again},
+    )
+
+
+def _from_list(client: PosterClient, spec: Entity, wanted: frozenset[int]) -> list[PosterRecord]:
+    records, listed = [], 0
+    for record in client.iter_list(spec):  # streamed: only the named objects are kept
+        listed += 1
+        if record.id in wanted:
+            records.append(record)
+    if wanted and not listed:
+        # An empty list would mark every named object deleted; Poster answering nothing is
+        # likelier a fault than a wipe-out (the full sync's guard thinks so too).
+        raise PosterProtocolError(
+            "the list came back empty", method=spec.list_method, account=client.account
+        )
+    return records
+
+
+def _one_by_one(
+    client: PosterClient, spec: Entity, ids: Iterable[int]
+) -> tuple[list[PosterRecord], set[int], dict[int, str]]:
+    """Single-getter answers: (records, not found, failed)."""
+    records: list[PosterRecord] = []
+    not_found: set[int] = set()
+    failed: dict[int, str] = {}
+    for object_id in ids:
         try:
             records.append(client.fetch_one(spec, object_id))
         except PosterNotFoundError:
-            missing.add(object_id)
-    return Fetched(records, frozenset(missing), "single")
+            not_found.add(object_id)
+        except PosterError as exc:
+            failed[object_id] = str(exc)
+    return records, not_found, failed

@@ -33,7 +33,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.catalogue import Entity, FieldType
 from poster_pipeline.poster.records import PosterRecord
-from poster_pipeline.warehouse.engine import is_postgres
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
 from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, sync_status
 
@@ -112,11 +111,11 @@ class _Tally:
         return self.fetched - self.duplicates
 
 
-def _started(engine: Engine, records: Iterable[PosterRecord]) -> Iterable[PosterRecord]:
+def _started(conn: Connection, records: Iterable[PosterRecord]) -> Iterable[PosterRecord]:
     """``records`` ready to stage: the request behind a stream made (retried, and refused with
     its typed error) before the transaction opens, so only reading the list overlaps it. On
     SQLite, whose transactions hold the write lock, every record is read first."""
-    if not is_postgres(engine):
+    if conn.dialect.name != "postgresql":
         return list(records)
     iterator = iter(records)
     first = next(iterator, None)
@@ -329,7 +328,7 @@ def _totals(conn: Connection, spec: Entity, account: str) -> tuple[int, int]:
 
 
 def _apply(
-    engine: Engine,
+    bind: Engine | Connection,
     spec: Entity,
     account: str,
     records: Iterable[PosterRecord],
@@ -341,14 +340,34 @@ def _apply(
     run_id: str | None,
     in_transaction: Callable[[Connection], int] | None = None,
 ) -> SyncReport:
-    """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync."""
+    """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync.
+
+    ``bind`` is best the connection that holds the pair's sync lock
+    (:func:`~poster_pipeline.warehouse.locks.sync_lock`); an engine lends one for the call.
+    """
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return _apply(
+                conn,
+                spec,
+                account,
+                records,
+                missing=missing,
+                now=now,
+                guard=guard,
+                allow_mass_delete=allow_mass_delete,
+                run_id=run_id,
+                in_transaction=in_transaction,
+            )
+    conn = bind
     tally = _Tally()
-    numbered = tally.number(_started(engine, records))
+    numbered = tally.number(_started(conn, records))
     stage = _stage_table(spec, f"stage_{spec.name}")
     vanishing = _vanishing(spec, stage, missing)
-    with engine.begin() as conn:
+    postgres = conn.dialect.name == "postgresql"
+    with conn.begin():
         stage.create(conn)
-        if is_postgres(engine):
+        if postgres:
             _copy_stage(conn, stage, spec, numbered)
         else:
             _insert_stage(conn, stage, numbered)
@@ -361,7 +380,7 @@ def _apply(
             _upsert_changed(conn, spec, stage, account, now)
         if plan.vanished:
             _mark_vanished(conn, spec, account, vanishing, now)
-        if not is_postgres(engine):
+        if not postgres:
             stage.drop(conn)  # PostgreSQL drops it at commit
         active, total = _totals(conn, spec, account)
         kind = "full" if missing is None else "partial"
@@ -387,7 +406,7 @@ def _apply(
 
 
 def full_sync(
-    engine: Engine,
+    bind: Engine | Connection,
     spec: Entity,
     account: str,
     records: Iterable[PosterRecord],
@@ -403,7 +422,7 @@ def full_sync(
     of at least 20 active rows) refuses and ``allow_mass_delete`` is false.
     """
     return _apply(
-        engine,
+        bind,
         spec,
         account,
         records,
@@ -416,7 +435,7 @@ def full_sync(
 
 
 def partial_sync(
-    engine: Engine,
+    bind: Engine | Connection,
     spec: Entity,
     account: str,
     records: Iterable[PosterRecord],
@@ -431,7 +450,7 @@ def partial_sync(
     transaction (the queue settles the run's events there) and returns how many it settled.
     """
     return _apply(
-        engine,
+        bind,
         spec,
         account,
         records,

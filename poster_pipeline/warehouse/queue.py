@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,11 +35,13 @@ from poster_pipeline.poster.webhooks import WebhookEvent
 from poster_pipeline.warehouse.schema import webhook_events as events
 
 __all__ = [
+    "Claim",
     "ClaimedEvent",
     "Enqueued",
     "EventGroup",
     "RetryPolicy",
     "claim_due",
+    "claimed_events",
     "dedup_key",
     "enqueue",
     "group_claimed",
@@ -251,6 +254,9 @@ class ClaimedEvent:
     attempts: int
 
 
+_CLAIMED_FIELDS = ("id", "account", "entity", "object", "object_id", "action", "attempts")
+
+
 def claim_due(
     engine: Engine,
     *,
@@ -309,15 +315,7 @@ def claim_due(
                 attempts=events.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(
-                events.c.id,
-                events.c.account,
-                events.c.entity,
-                events.c.object,
-                events.c.object_id,
-                events.c.action,
-                events.c.attempts,
-            )
+            .returning(*(events.c[f] for f in _CLAIMED_FIELDS))
         ).all()
     return sorted((ClaimedEvent(**row._asdict()) for row in rows), key=lambda e: e.id)
 
@@ -328,21 +326,41 @@ class EventGroup:
 
     account: str
     entity: str
-    object_ids: tuple[int, ...]
-    event_ids: tuple[int, ...]
+    events: tuple[ClaimedEvent, ...]
+
+    @property
+    def object_ids(self) -> tuple[int, ...]:
+        """The objects to re-fetch, each once however many events named it."""
+        return tuple(sorted({e.object_id for e in self.events}))
+
+    @property
+    def event_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(e.id for e in self.events))
+
+    def event_ids_of(self, object_ids: Iterable[int]) -> tuple[int, ...]:
+        """The events that named any of ``object_ids``."""
+        wanted = set(object_ids)
+        return tuple(sorted(e.id for e in self.events if e.object_id in wanted))
+
+    @property
+    def removed(self) -> frozenset[int]:
+        """Objects whose latest event says Poster removed them: a not-found for them is
+        expected, not a fault to confirm."""
+        latest: dict[int, ClaimedEvent] = {}
+        for event in sorted(self.events, key=lambda e: e.id):
+            latest[event.object_id] = event
+        return frozenset(i for i, e in latest.items() if e.action == "removed")
 
 
 def group_claimed(claimed: Iterable[ClaimedEvent]) -> list[EventGroup]:
-    """One group per (account, entity), its object ids deduplicated: a burst of events on one
-    object is one re-fetch."""
-    groups: dict[tuple[str, str], tuple[set[int], list[int]]] = {}
-    for event in claimed:
-        objects, ids = groups.setdefault((event.account, event.entity), (set(), []))
-        objects.add(event.object_id)
-        ids.append(event.id)
+    """One group per (account, entity), in account order: a burst of events on one object is
+    one re-fetch."""
+    groups: dict[tuple[str, str], list[ClaimedEvent]] = {}
+    for event in sorted(claimed, key=lambda e: e.id):
+        groups.setdefault((event.account, event.entity), []).append(event)
     return [
-        EventGroup(account, entity, tuple(sorted(objects)), tuple(sorted(ids)))
-        for (account, entity), (objects, ids) in sorted(groups.items())
+        EventGroup(account, entity, tuple(events))
+        for (account, entity), events in sorted(groups.items())
     ]
 
 
@@ -381,19 +399,28 @@ def renew_claim(engine: Engine, claim_id: str, *, now: datetime, lease: timedelt
         ).rowcount
 
 
-def unclaim(engine: Engine, claim_id: str, *, now: datetime) -> int:
-    """Give back a claim no run was launched for (the sensor tick failed after claiming):
-    pending again at once, the attempt not counted."""
+def unclaim(
+    engine: Engine,
+    claim_id: str,
+    *,
+    now: datetime,
+    event_ids: Sequence[int] | None = None,
+    delay: timedelta = timedelta(0),
+) -> int:
+    """Give back a claim's events (all, or ``event_ids``) that no sync tried: the sensor tick
+    failed after claiming, or another sync of the pair held its lock. Pending again after
+    ``delay``, the attempt not counted."""
+    query = sa.update(events).where(events.c.claim_id == claim_id, events.c.status == "claimed")
+    if event_ids is not None:
+        query = query.where(events.c.id.in_(list(event_ids)))
     with engine.begin() as conn:
         return conn.execute(
-            sa.update(events)
-            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
-            .values(
+            query.values(
                 status="pending",
                 claim_id=None,
                 claimed_until=None,
                 attempts=events.c.attempts - 1,
-                next_attempt_at=now,
+                next_attempt_at=now + delay,
                 updated_at=now,
             )
         ).rowcount
@@ -435,6 +462,72 @@ def release_failed(
                 retried += 1
             conn.execute(sa.update(events).where(events.c.id == event_id).values(**values))
     return retried, dead
+
+
+def claimed_events(engine: Engine, claim_id: str) -> list[ClaimedEvent]:
+    """The events ``claim_id`` still holds (a lost claim's events were claimed again)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(*(events.c[f] for f in _CLAIMED_FIELDS))
+            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
+            .order_by(events.c.id)
+        ).all()
+    return [ClaimedEvent(**row._asdict()) for row in rows]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim on queued events, and the one owner of their life after it: every way out of
+    ``claimed`` (done, back to pending, dead) for the claim's events goes through here.
+
+    The sensor takes the claim (:meth:`take`); the drain run, in another process, rebuilds it
+    from its id and settles, releases or gives back what it held.
+    """
+
+    id: str
+    engine: Engine
+    lease: timedelta
+    policy: RetryPolicy
+
+    @classmethod
+    def take(
+        cls, engine: Engine, *, lease: timedelta, policy: RetryPolicy, limit: int, now: datetime
+    ) -> tuple[Claim, list[ClaimedEvent]]:
+        """Claim up to ``limit`` due events under a new claim id (see :func:`claim_due`)."""
+        claim = cls(uuid.uuid4().hex, engine, lease, policy)
+        return claim, claim_due(
+            engine, claim_id=claim.id, now=now, lease=lease, limit=limit, policy=policy
+        )
+
+    def events(self) -> list[ClaimedEvent]:
+        return claimed_events(self.engine, self.id)
+
+    def renew(self, now: datetime) -> int:
+        return renew_claim(self.engine, self.id, now=now, lease=self.lease)
+
+    def settle(
+        self, conn: Connection, event_ids: Sequence[int], *, run_id: str, now: datetime
+    ) -> int:
+        """Mark events done inside the load's transaction (exactly-once effect)."""
+        return settle_done(conn, event_ids, claim_id=self.id, run_id=run_id, now=now)
+
+    def fail(self, event_ids: Sequence[int], *, error: str, now: datetime) -> tuple[int, int]:
+        """Events whose sync failed: retried after a backoff, or dead; (retried, dead)."""
+        if not event_ids:
+            return 0, 0
+        return release_failed(
+            self.engine, event_ids, claim_id=self.id, error=error, now=now, policy=self.policy
+        )
+
+    def give_back(
+        self,
+        *,
+        now: datetime,
+        event_ids: Sequence[int] | None = None,
+        delay: timedelta = timedelta(0),
+    ) -> int:
+        """Events no sync tried: pending again, the attempt not counted."""
+        return unclaim(self.engine, self.id, now=now, event_ids=event_ids, delay=delay)
 
 
 def queue_counts(engine: Engine) -> dict[str, int]:

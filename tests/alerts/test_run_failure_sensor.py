@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from poster_pipeline.alerts import AlertsResource, FailedRun, notify_run_failure
+from poster_pipeline.alerts.run_failure import FAILED_SYNCS
 from poster_pipeline.orchestration.resources import WarehouseResource
 from sensors.alerts import run_failure_alert
 from tests.alerts.conftest import PG_SUFFIX
@@ -155,6 +156,52 @@ def test_several_failed_assets_of_one_run_make_one_alert(
     )
     assert "ingredients: ingredients sync of account" in text
     assert "products: ValueError: products exploded" in text  # the exception, not Dagster's wrapper
+
+
+def drain_failing(accounts_failed: list[str]) -> dg.JobDefinition:
+    """A job shaped like the webhook drain: one op, failed syncs of several partitions."""
+
+    @dg.op(name="drain_webhooks")
+    def drain_op() -> None:
+        raise dg.Failure(
+            description=f"{len(accounts_failed)} partial syncs failed",
+            metadata={
+                FAILED_SYNCS: [
+                    {"asset": "poster/ingredients", "partition": a, "error": f"HTTP 500 for {a}"}
+                    for a in accounts_failed
+                ]
+            },
+        )
+
+    @dg.job(name="webhook_drain", tags={"poster/sync": "partial"})
+    def drain_job() -> None:
+        drain_op()
+
+    return drain_job
+
+
+def test_a_drain_run_alerts_once_per_asset_and_partition(
+    instance, warehouse, alerts, sink, account
+):
+    accounts_failed = [f"{account}-a", f"{account}-b"]
+    result = drain_failing(accounts_failed).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    evaluate(instance, result, alerts, warehouse)
+    [text] = sink.texts
+    assert text.startswith("poster-pipeline: 2 syncs failed for 2 accounts\n")
+    for failed in accounts_failed:
+        assert f"ingredients ({failed}): HTTP 500 for {failed}" in text
+
+    # A later drain failing for one of them and a new account alerts only about the new one.
+    again = drain_failing([accounts_failed[0], f"{account}-c"]).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    evaluate(instance, again, alerts, warehouse)
+    assert len(sink.texts) == 2
+    assert sink.texts[1].startswith(
+        f"poster-pipeline: ingredients sync failed for account {account}-c"
+    )
 
 
 def test_the_alert_goes_out_when_the_warehouse_is_down(

@@ -1,7 +1,7 @@
 """End to end with the real processes: a change in the emulator reaches the warehouse row.
 
 emulator (signed webhook) → `poster-pipeline serve` (queue) → `dagster-daemon` (sensor →
-partial-sync run) → PostgreSQL. Everything is polled with a deadline; nothing sleeps a fixed
+webhook_drain run) → PostgreSQL. Everything is polled with a deadline; nothing sleeps a fixed
 time.
 """
 
@@ -151,5 +151,13 @@ def test_a_change_in_poster_reaches_the_row_through_webhook_queue_sensor_and_run
     [(_, run_id)] = settled_runs(stack, ingredient_id)
     with dg.DagsterInstance.from_config(str(stack.dagster_home)) as instance:
         run = instance.get_run_by_id(run_id)
-    assert run is not None and run.tags["poster/sync"] == "partial"
-    assert run.tags["dagster/partition"] == ACCOUNT.name
+        [recorded] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["poster", "ingredients"]), asset_partitions=[ACCOUNT.name]
+            ),
+            limit=1,
+        ).records
+    assert run is not None and run.job_name == "webhook_drain"
+    assert run.tags["poster/sync"] == "partial"
+    # The drain run records the partial sync as a materialization of the account's partition.
+    assert recorded.run_id == run_id

@@ -90,6 +90,14 @@ def test_a_full_sync_fills_every_table_and_reports_what_it_did(emulator, warehou
     assert all(check.passed for check in checks)
 
 
+def test_a_run_launched_without_tags_is_tagged_as_a_full_sync(emulator, warehouse, instance):
+    # What the UI's Materialize button launches: an asset run with no tag of ours.
+    result = materialize(emulator, warehouse, instance, "api-demo", ASSETS[:1])
+    assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags["poster/sync"] == "full"
+
+
 def test_a_second_sync_reports_everything_unchanged(emulator, warehouse, instance):
     materialize(emulator, warehouse, instance, "api-demo")
     result = materialize(emulator, warehouse, instance, "api-demo")

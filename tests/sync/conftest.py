@@ -1,0 +1,3 @@
+from tests.orchestration.conftest import warehouse
+
+__all__ = ["warehouse"]
