@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from itertools import chain, islice
 from typing import Any
 
@@ -30,6 +31,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
 
 from poster_pipeline.catalogue import Entity, FieldType
 from poster_pipeline.poster.records import PosterRecord
@@ -39,6 +41,7 @@ from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, 
 __all__ = ["SyncReport", "full_sync", "partial_sync", "record_failure"]
 
 _SQLITE_BATCH = 2_000
+_INDEXED_STAGE_ROWS = 1_000
 #: The stage's column numbering records in arrival order: the last of a repeated id wins.
 _ORDER = "staged_order"
 
@@ -74,9 +77,22 @@ class SyncReport:
         return self.inserted + self.updated + self.marked_deleted
 
 
-def _stage_table(spec: Entity, name: str) -> sa.Table:
+@cache
+def _create_stage_sql(spec: Entity, dialect: sa.Dialect) -> str:
+    """``CREATE TEMPORARY TABLE`` of the stage, rendered once per entity and dialect."""
+    return str(CreateTable(_stage_table(spec)).compile(dialect=dialect))
+
+
+@cache
+def _stage_table(spec: Entity) -> sa.Table:
     """A temporary table with the entity's Poster columns (no account, no bookkeeping) and the
-    arrival order; indexed by the Poster id once filled (:func:`_index_stage`)."""
+    arrival order; indexed by the Poster id once filled (:func:`_index_stage`).
+
+    One ``Table`` object per entity, built once: statements that name the same object hit
+    SQLAlchemy's compiled cache, where a new object per sync made every statement compile
+    again (a third of a small partial sync's time).
+    """
+    name = f"stage_{spec.name}"
     target = entity_table(spec)
     columns = [sa.Column(c.name, c.type) for c in target.columns if c.name in spec.field_names]
     columns += [
@@ -122,11 +138,17 @@ def _started(conn: Connection, records: Iterable[PosterRecord]) -> Iterable[Post
     return iterator if first is None else chain([first], iterator)
 
 
-def _index_stage(conn: Connection, stage: sa.Table, key: str, *, repeated: bool) -> None:
+def _index_stage(conn: Connection, stage: sa.Table, key: str, *, rows: int, repeated: bool) -> None:
     """Index the filled stage by id (the "still listed?" checks look rows up by it; building
     the index once is cheaper than keeping it during the load), and keep only the last
-    occurrence of an id Poster listed more than once."""
-    sa.Index(f"{stage.name}_{key}", stage.c[key]).create(conn)
+    occurrence of an id Poster listed more than once. A stage of a few rows (a partial sync)
+    is scanned faster than an index is built."""
+    if rows >= _INDEXED_STAGE_ROWS:
+        # SQL text, not an sa.Index: that would attach itself to the cached stage table.
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(
+            f"CREATE INDEX {quote(f'{stage.name}_{key}')} ON {quote(stage.name)} ({quote(key)})"
+        )
     if repeated:
         later = stage.alias("later")
         conn.execute(
@@ -204,11 +226,59 @@ class _Plan:
         return bool(self.inserted or self.updated or self.flagged or self.refreshed)
 
 
-def _plan(
-    conn: Connection, spec: Entity, stage: sa.Table, account: str, vanishing: sa.ColumnElement[bool]
-) -> _Plan:
-    table = entity_table(spec)
-    existing = table.alias("existing")
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of one entity's sync, built once per (entity, dialect, kind) so each
+    sync only binds values; building them (a dozen column comparisons each) and compiling
+    them again on every sync cost more than running them for a small partial sync."""
+
+    plan_staged: sa.Executable
+    plan_current: sa.Executable
+    upsert: sa.Executable
+    mark_vanished: sa.Executable
+    totals: sa.Executable
+
+
+def _bound(name: str, type_: Any) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=type_)
+
+
+@cache
+def _statements(spec: Entity, dialect: str, full: bool) -> _Statements:
+    """Statements bound at run time to ``sync_account``, ``sync_now`` and, for a partial
+    sync, ``missing_ids`` (the named ids Poster says are gone)."""
+    table, stage = entity_table(spec), _stage_table(spec)
+    # Not named after a column: an UPDATE reserves those names for its SET clause.
+    account = _bound("sync_account", sa.Text())
+    now = _bound("sync_now", table.c.synced_at.type)
+    key = table.c[spec.key]
+    # Which rows a sync marks deleted unless staged: in a full sync every row Poster no longer
+    # lists; in a partial sync only the named ids Poster says are gone.
+    vanishing = (
+        ~sa.exists().where(stage.c[spec.key] == key)
+        if full
+        else key.in_(sa.bindparam("missing_ids", expanding=True, type_=key.type))
+    )
+    count = sa.func.count
+    return _Statements(
+        plan_staged=_plan_staged(spec, stage, account),
+        plan_current=sa.select(
+            count().filter(~table.c.is_deleted).label("active"),
+            count().filter(~table.c.is_deleted & vanishing).label("vanished"),
+        ).where(table.c.account == account),
+        upsert=_upsert_changed(spec, stage, dialect, account, now),
+        mark_vanished=sa.update(table)
+        .where(table.c.account == account, ~table.c.is_deleted, vanishing)
+        .values(is_deleted=True, deleted_at=now, synced_at=now),
+        totals=sa.select(count().filter(~table.c.is_deleted), count()).where(
+            table.c.account == account
+        ),
+    )
+
+
+def _plan_staged(spec: Entity, stage: sa.Table, account: Any) -> sa.Executable:
+    """What applying the stage would do to the rows it names, counted."""
+    existing = entity_table(spec).alias("existing")
     joined = stage.outerjoin(
         existing,
         sa.and_(existing.c.account == account, existing.c[spec.key] == stage.c[spec.key]),
@@ -217,24 +287,15 @@ def _plan(
     was_deleted, is_deleted = existing.c.is_deleted, stage.c.is_deleted
     differs = _content_differs(spec, existing.c, stage.c) | (was_deleted != is_deleted)
     count = sa.func.count
-    staged = conn.execute(
-        sa.select(
-            count().filter(~known).label("inserted"),
-            count().filter(known & differs & ~(is_deleted & ~was_deleted)).label("updated"),
-            count().filter(known & is_deleted & ~was_deleted).label("flagged"),
-            count().filter(known & was_deleted & ~is_deleted).label("restored"),
-            count()
-            .filter(known & ~differs & existing.c.raw.is_distinct_from(stage.c.raw))
-            .label("refreshed"),
-        ).select_from(joined)
-    ).one()
-    current = conn.execute(
-        sa.select(
-            count().filter(~table.c.is_deleted).label("active"),
-            count().filter(~table.c.is_deleted & vanishing).label("vanished"),
-        ).where(table.c.account == account)
-    ).one()
-    return _Plan(**staged._asdict(), **current._asdict())
+    return sa.select(
+        count().filter(~known).label("inserted"),
+        count().filter(known & differs & ~(is_deleted & ~was_deleted)).label("updated"),
+        count().filter(known & is_deleted & ~was_deleted).label("flagged"),
+        count().filter(known & was_deleted & ~is_deleted).label("restored"),
+        count()
+        .filter(known & ~differs & existing.c.raw.is_distinct_from(stage.c.raw))
+        .label("refreshed"),
+    ).select_from(joined)
 
 
 def _content_differs(spec: Entity, old: Any, new: Any) -> sa.ColumnElement[bool]:
@@ -246,85 +307,46 @@ def _content_differs(spec: Entity, old: Any, new: Any) -> sa.ColumnElement[bool]
     return sa.or_(*(old[f].is_distinct_from(new[f]) for f in spec.field_names if f != spec.key))
 
 
-def _vanishing(
-    spec: Entity, stage: sa.Table, missing: Collection[int] | None
-) -> sa.ColumnElement[bool]:
-    """Which rows a sync marks deleted unless staged: in a full sync every row Poster no longer
-    lists; in a partial sync only the named ids Poster says are gone."""
-    key = entity_table(spec).c[spec.key]
-    if missing is None:
-        return ~sa.exists().where(stage.c[spec.key] == key)
-    return key.in_(sorted(missing)) if missing else sa.false()
-
-
 def _upsert_changed(
-    conn: Connection, spec: Entity, stage: sa.Table, account: str, now: datetime
-) -> None:
+    spec: Entity, stage: sa.Table, dialect: str, account: Any, now: Any
+) -> sa.Executable:
     """Insert new rows and rewrite rows whose content or deletion state differs; no others."""
     table = entity_table(spec)
     fields = list(spec.field_names)
-    stamp = sa.literal(now, table.c.synced_at.type)
     source = sa.select(
-        sa.literal(account, sa.Text()),
+        account,
         *(stage.c[f] for f in fields),
         stage.c.raw,
         stage.c.is_deleted,
-        sa.case((stage.c.is_deleted, stamp), else_=sa.null()),
-        stamp,
-        stamp,
-        stamp,
+        sa.case((stage.c.is_deleted, now), else_=sa.null()),
+        now,
+        now,
+        now,
     ).where(sa.true())  # SQLite needs a WHERE to parse INSERT … SELECT … ON CONFLICT
     columns = ["account", *fields, *BOOKKEEPING_COLUMNS]
-    insert = _dialect_insert(conn, table).from_select(columns, source)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    insert = insert.from_select(columns, source)
     new = insert.excluded
     content_changed = _content_differs(spec, table.c, new)
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.account, table.c[spec.key]],
-            set_={
-                **{f: new[f] for f in fields if f != spec.key},
-                "raw": new.raw,
-                "is_deleted": new.is_deleted,
-                "deleted_at": sa.case(
-                    (new.is_deleted, sa.func.coalesce(table.c.deleted_at, new.deleted_at)),
-                    else_=sa.null(),
-                ),
-                "updated_at": sa.case((content_changed, new.updated_at), else_=table.c.updated_at),
-                "synced_at": new.synced_at,
-            },
-            # `raw` is compared too, so fields the catalogue does not type are kept current;
-            # only typed content moves `updated_at`.
-            where=content_changed
-            | table.c.is_deleted.is_distinct_from(new.is_deleted)
-            | table.c.raw.is_distinct_from(new.raw),
-        )
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.account, table.c[spec.key]],
+        set_={
+            **{f: new[f] for f in fields if f != spec.key},
+            "raw": new.raw,
+            "is_deleted": new.is_deleted,
+            "deleted_at": sa.case(
+                (new.is_deleted, sa.func.coalesce(table.c.deleted_at, new.deleted_at)),
+                else_=sa.null(),
+            ),
+            "updated_at": sa.case((content_changed, new.updated_at), else_=table.c.updated_at),
+            "synced_at": new.synced_at,
+        },
+        # `raw` is compared too, so fields the catalogue does not type are kept current;
+        # only typed content moves `updated_at`.
+        where=content_changed
+        | table.c.is_deleted.is_distinct_from(new.is_deleted)
+        | table.c.raw.is_distinct_from(new.raw),
     )
-
-
-def _mark_vanished(
-    conn: Connection,
-    spec: Entity,
-    account: str,
-    vanishing: sa.ColumnElement[bool],
-    now: datetime,
-) -> None:
-    table = entity_table(spec)
-    conn.execute(
-        sa.update(table)
-        .where(table.c.account == account, ~table.c.is_deleted, vanishing)
-        .values(is_deleted=True, deleted_at=now, synced_at=now)
-    )
-
-
-def _totals(conn: Connection, spec: Entity, account: str) -> tuple[int, int]:
-    """(active rows, all rows) of an account's table."""
-    table = entity_table(spec)
-    row = conn.execute(
-        sa.select(sa.func.count().filter(~table.c.is_deleted), sa.func.count()).where(
-            table.c.account == account
-        )
-    ).one()
-    return row[0], row[1]
 
 
 def _apply(
@@ -362,27 +384,31 @@ def _apply(
     conn = bind
     tally = _Tally()
     numbered = tally.number(_started(conn, records))
-    stage = _stage_table(spec, f"stage_{spec.name}")
-    vanishing = _vanishing(spec, stage, missing)
+    stage = _stage_table(spec)
     postgres = conn.dialect.name == "postgresql"
+    statements = _statements(spec, conn.dialect.name, missing is None)
+    params = {"sync_account": account, "sync_now": now, "missing_ids": sorted(missing or ())}
     with conn.begin():
-        stage.create(conn)
+        conn.exec_driver_sql(_create_stage_sql(spec, conn.dialect))
         if postgres:
             _copy_stage(conn, stage, spec, numbered)
         else:
             _insert_stage(conn, stage, numbered)
-        _index_stage(conn, stage, spec.key, repeated=tally.duplicates > 0)
-        plan = _plan(conn, spec, stage, account, vanishing)
+        _index_stage(conn, stage, spec.key, rows=tally.fetched, repeated=tally.duplicates > 0)
+        plan = _Plan(
+            **conn.execute(statements.plan_staged, params).one()._asdict(),
+            **conn.execute(statements.plan_current, params).one()._asdict(),
+        )
         refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
         if refused and guard is not None and not allow_mass_delete:
             raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
         if plan.rewrites:
-            _upsert_changed(conn, spec, stage, account, now)
+            conn.execute(statements.upsert, params)
         if plan.vanished:
-            _mark_vanished(conn, spec, account, vanishing, now)
+            conn.execute(statements.mark_vanished, params)
         if not postgres:
             stage.drop(conn)  # PostgreSQL drops it at commit
-        active, total = _totals(conn, spec, account)
+        active, total = conn.execute(statements.totals, params).one()
         kind = "full" if missing is None else "partial"
         _record_success(conn, spec.name, account, kind, now, active, total, run_id)
         settled = in_transaction(conn) if in_transaction else 0

@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from poster_pipeline.poster.webhooks import WebhookEvent
+from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.queue import (
+    Claim,
     ClaimedEvent,
     RetryPolicy,
     claim_due,
@@ -250,3 +252,39 @@ def test_a_claim_can_be_renewed_or_given_back(engine, account):
 def test_events_of_entities_outside_the_catalogue_are_never_claimed(engine, account):
     put(engine, event(account, 1), entity="stock")
     assert claim(engine) == []
+
+
+def test_a_claim_owns_its_events_from_claimed_to_done_retried_or_given_back(engine, account):
+    ids = [put(engine, event(account, n)).id for n in (1, 2, 3)]
+    owner, claimed = Claim.take(engine, lease=LEASE, policy=POLICY, limit=100, now=T0)
+    assert sorted(e.id for e in claimed if e.account == account) == ids
+    # Another process rebuilds the claim from its id and finds the same events.
+    again = Claim(owner.id, engine, LEASE, POLICY)
+    assert [e.id for e in again.events() if e.account == account] == ids
+    done, failed, untried = ids
+    with engine.begin() as conn:
+        assert again.settle(conn, [done], run_id="r1", now=T0) == 1
+    assert again.fail([failed], error="HTTP 500", now=T0) == (1, 0)
+    assert again.give_back(now=T0, event_ids=[untried], delay=timedelta(seconds=5)) == 1
+    rows = {i: status_of(engine, i) for i in ids}
+    assert rows[done].status == "done"
+    assert (rows[failed].status, rows[failed].attempts) == ("pending", 1)
+    assert (rows[untried].status, rows[untried].attempts) == ("pending", 0)  # not counted
+    assert as_utc(rows[untried].next_attempt_at) == T0 + timedelta(seconds=5)
+    assert again.events() == []
+
+
+def test_groups_know_which_events_named_each_object_and_what_was_removed():
+    def claimed(event_id: int, object_id: int, action: str) -> ClaimedEvent:
+        return ClaimedEvent(event_id, "a", "products", "product", object_id, action, 1)
+
+    [group] = group_claimed(
+        [
+            claimed(1, 10, "changed"),
+            claimed(2, 11, "removed"),
+            claimed(3, 10, "removed"),
+            claimed(4, 11, "added"),
+        ]
+    )
+    assert group.event_ids_of([10]) == (1, 3)
+    assert group.removed == {10}  # 11 came back after its removal
