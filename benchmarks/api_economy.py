@@ -52,6 +52,7 @@ from benchmarks.stack import (
 )
 from poster_pipeline.catalogue import ENTITIES, entity_for_webhook_object
 from poster_pipeline.orchestration.assets import entity_assets
+from poster_pipeline.orchestration.drain import webhook_drain_job
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
@@ -170,8 +171,16 @@ class Pipeline:
         )
         result = webhook_queue_sensor(context)
         requests_ = [] if isinstance(result, dg.SkipReason) else list(result.run_requests or [])
-        for request in requests_:
-            self.materialize(list(request.asset_selection or []), request)
+        for request in requests_:  # one webhook_drain run per tick
+            drained = webhook_drain_job.execute_in_process(
+                run_config=request.run_config,
+                instance=self.instance,
+                tags=request.tags,
+                resources=self.resources,
+                raise_on_error=False,
+            )
+            if not drained.success:
+                raise BenchmarkBroken("a webhook_drain run failed")
         return requests_
 
     def pending_events(self) -> int:

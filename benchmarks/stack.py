@@ -8,11 +8,15 @@ test helper's ``_bench`` sibling database, migrated and emptied at each use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +37,8 @@ __all__ = [
     "SECRET",
     "SEED",
     "CpuMeter",
+    "RunProcessMeter",
+    "RunProcessUsage",
     "Warehouse",
     "bench_warehouse",
     "machine_summary",
@@ -60,28 +66,60 @@ class Warehouse:
         return create_warehouse_engine(self.url)
 
 
-def bench_warehouse(*, connect_account: bool = True) -> Warehouse:
-    """Reset the ``_bench`` database (drop everything, migrate) and add the demo account."""
+def bench_warehouse(
+    *, connect_account: bool = True, accounts: Sequence[EmulatorAccount] = (ACCOUNT,)
+) -> Warehouse:
+    """Reset the ``_bench`` database (drop everything, migrate) and connect ``accounts`` (the
+    demo account unless told otherwise), so the receiver stores their hooks as pending."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh_engine("postgresql", Path(tmp), DB_SUFFIX).dispose()
     warehouse = Warehouse(postgres_url(DB_SUFFIX), Fernet.generate_key().decode())
     if connect_account:
         engine = warehouse.engine()
-        AccountStore(engine, TokenCipher(warehouse.token_key)).add(
-            ACCOUNT.name, ACCOUNT.token, now=datetime.now(UTC)
-        )
+        store = AccountStore(engine, TokenCipher(warehouse.token_key))
+        for account in accounts:
+            store.add(
+                account.name,
+                account.token,
+                now=datetime.now(UTC),
+                account_number=str(account.number),
+            )
         engine.dispose()
     return warehouse
 
 
 @contextmanager
 def running(processes: list[subprocess.Popen]) -> Iterator[list[subprocess.Popen]]:
-    """Stop every process started into ``processes`` on the way out, newest first."""
+    """Stop every process started into ``processes`` on the way out, newest first, each with
+    its whole process group: the daemon's code server outlives the daemon by a moment and,
+    left alone, recreates its instance folders after the temporary directory is gone."""
     try:
         yield processes
     finally:
         for process in reversed(processes):
             stop(process)
+            _wait_group_gone(process.pid)
+
+
+def _group_members(group: int) -> list[int]:
+    """Live (not zombie) processes of process group ``group``."""
+    members = []
+    for pid in _pids():
+        fields = _stat_fields(pid)
+        if fields is not None and int(fields[2]) == group and fields[0] != "Z":
+            members.append(pid)
+    return members
+
+
+def _wait_group_gone(group: int, timeout: float = 15) -> None:
+    """Wait for the group that ``stop`` sent SIGTERM to; SIGKILL what is left at the deadline."""
+    deadline = time.monotonic() + timeout
+    while _group_members(group):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            return
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -97,14 +135,18 @@ class EmulatorProcess:
 def start_emulator(
     logs: Path,
     *,
-    sizes: dict[str, int] | None = None,
+    sizes: Mapping[str, int] | None = None,
     webhook_url: str | None = None,
     retry_delays: str = "0.5,1,2",
+    accounts: Sequence[EmulatorAccount] = (),
 ) -> EmulatorProcess:
     """``poster-pipeline emulator`` in a process of its own, so its memory and CPU are not
-    the measured process's; returns once it answers."""
+    the measured process's; returns once it answers. ``accounts`` empty: the demo account;
+    ``sizes`` are per account."""
     port = free_port()
     argv = ["poster-pipeline", "emulator", "--port", str(port), "--seed", str(SEED)]
+    for account in accounts:
+        argv += ["--account", f"{account.name}:{account.number}:{account.token}"]
     for entity, size in (sizes or {}).items():
         argv += [f"--{entity.replace('_', '-')}", str(size)]
     if webhook_url:
@@ -240,6 +282,120 @@ class CpuMeter:
             "machine_cores": busy / wall,
             "cores": cores,
         }
+
+
+# -- Dagster run processes ------------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode("utf-8", "replace")
+        )
+    except OSError:
+        return ""
+
+
+def _rss(pid: int) -> int:
+    """Resident bytes of a live process (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _cpu_with_children(pid: int) -> int:
+    """Clock ticks of ``pid`` plus those of its children that it has reaped (cutime, cstime)."""
+    fields = _stat_fields(pid)
+    return 0 if fields is None else sum(int(f) for f in fields[11:15])
+
+
+def _run_trees(group: int) -> tuple[list[int], dict[int, list[int]]]:
+    """The code servers in process group ``group`` (the daemon's) and each run process with
+    its descendants. The daemon's gRPC code server (``dagster api grpc``) starts every run as
+    a ``multiprocessing`` spawn child; the run starts log-capture helpers (``tail -F``,
+    ``watch_orphans.py``), which count as part of it."""
+    parent: dict[int, int] = {}
+    for pid in _pids():
+        fields = _stat_fields(pid)
+        if fields is not None and int(fields[2]) == group:
+            parent[pid] = int(fields[1])
+    servers = [pid for pid in parent if "dagster api grpc" in _cmdline(pid)]
+    trees = {
+        pid: [pid]
+        for pid, ppid in parent.items()
+        if ppid in servers and "spawn_main" in _cmdline(pid)
+    }
+    for pid in parent:
+        ancestor = parent[pid]
+        while ancestor in parent:
+            if ancestor in trees:
+                trees[ancestor].append(pid)
+                break
+            ancestor = parent[ancestor]
+    return servers, trees
+
+
+@dataclass(frozen=True)
+class RunProcessUsage:
+    cpu_seconds: float
+    peak_one_mb: float  # the largest run (process and helpers) at any sample
+    peak_all_mb: float  # all runs alive at one sample, at most
+    most_at_once: int
+    seen: int  # distinct run processes sampled
+
+
+class RunProcessMeter:
+    """CPU seconds and peak RSS of Dagster's run processes while the meter runs.
+
+    Run processes live ~2 s, so sampling each one's CPU would miss the end of most of them.
+    CPU is therefore counted exactly: at start and at stop, each live run tree's own ticks
+    plus the code server's ``cutime``/``cstime`` (the ticks of the runs it has already reaped,
+    their helpers included); the difference is what the runs used in between. RSS can only
+    be sampled (every ``every`` s): short peaks between samples are missed.
+    """
+
+    def __init__(self, group: int, every: float = 0.2) -> None:
+        self._group, self._every = group, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-processes", daemon=True)
+        self._peak_one = self._peak_all = self._most = 0
+        self._seen: set[int] = set()
+
+    def _ticks(self) -> int:
+        servers, trees = _run_trees(self._group)
+        pids = [*servers, *(pid for tree in trees.values() for pid in tree)]
+        return sum(_cpu_with_children(pid) for pid in pids)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            _, trees = _run_trees(self._group)
+            sizes = [sum(_rss(pid) for pid in tree) for tree in trees.values()]
+            self._seen.update(trees)
+            self._most = max(self._most, len(trees))
+            self._peak_one = max(self._peak_one, *sizes, 0)
+            self._peak_all = max(self._peak_all, sum(sizes))
+
+    def __enter__(self) -> RunProcessMeter:
+        self._begin = self._ticks()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.usage = RunProcessUsage(
+            cpu_seconds=(self._ticks() - self._begin) / _TICKS,
+            peak_one_mb=self._peak_one / 1e6,
+            peak_all_mb=self._peak_all / 1e6,
+            most_at_once=self._most,
+            seen=len(self._seen),
+        )
 
 
 # -- the machine --------------------------------------------------------------------------------
