@@ -148,7 +148,7 @@ def _full_sync(
             sync_services(poster_api, warehouse),
             spec,
             context.partition_key,
-            guard=warehouse.deletion_guard(),
+            guard=warehouse.deletion_guard(spec),
             allow_mass_delete=config.allow_mass_delete,
             run_id=context.run.run_id,
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import DEFAULT_API_URL, ClientSettings, PosterClient
 from poster_pipeline.settings import DEFAULT_DATA_DIR
 from poster_pipeline.sync import SyncServices
@@ -51,6 +52,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     ``database_url`` unset means the embedded SQLite file under ``data_dir``; ``token_key``
     unset means a key generated in ``data_dir`` (fine for a demo, not for production).
+    A full sync refuses to mark deleted more than ``mass_delete_max_share`` of
+    ``mass_delete_min_rows`` or more active rows (``list_only_*`` for entities Poster can only
+    list), and first asks Poster for ``absence_sample_size`` of the vanished rows one by one.
     """
 
     database_url: str | None = None
@@ -58,6 +62,9 @@ class WarehouseResource(dg.ConfigurableResource):
     token_key: str | None = None
     mass_delete_max_share: float = 0.5
     mass_delete_min_rows: int = 20
+    list_only_max_share: float = 0.2
+    list_only_min_rows: int = 5
+    absence_sample_size: int = 3
 
     @property
     def url(self) -> str:
@@ -69,8 +76,14 @@ class WarehouseResource(dg.ConfigurableResource):
     def accounts(self) -> AccountStore:
         return AccountStore(self.engine(), cipher_for(self.token_key, Path(self.data_dir)))
 
-    def deletion_guard(self) -> DeletionGuard:
-        return DeletionGuard(self.mass_delete_max_share, self.mass_delete_min_rows)
+    def deletion_guard(self, spec: Entity) -> DeletionGuard:
+        """The guard of ``spec``'s full syncs: stricter for entities Poster can only list
+        (suppliers), whose vanished rows no single getter can vouch for."""
+        if spec.single_method is None:
+            return DeletionGuard(self.list_only_max_share, self.list_only_min_rows, 0)
+        return DeletionGuard(
+            self.mass_delete_max_share, self.mass_delete_min_rows, self.absence_sample_size
+        )
 
 
 class WebhookQueueResource(dg.ConfigurableResource):

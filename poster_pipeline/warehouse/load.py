@@ -35,7 +35,12 @@ from sqlalchemy.schema import CreateTable
 
 from poster_pipeline.catalogue import Entity, FieldType
 from poster_pipeline.poster.records import PosterRecord
-from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
+from poster_pipeline.warehouse.guard import (
+    AbsenceRefuted,
+    DeletionGuard,
+    MassDeleteRefused,
+    sample_evenly,
+)
 from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, sync_status
 
 __all__ = ["SyncReport", "full_sync", "partial_sync", "record_failure"]
@@ -236,6 +241,7 @@ class _Statements:
     plan_current: sa.Executable
     upsert: sa.Executable
     mark_vanished: sa.Executable
+    vanished_ids: sa.Executable
     totals: sa.Executable
 
 
@@ -270,6 +276,9 @@ def _statements(spec: Entity, dialect: str, full: bool) -> _Statements:
         mark_vanished=sa.update(table)
         .where(table.c.account == account, ~table.c.is_deleted, vanishing)
         .values(is_deleted=True, deleted_at=now, synced_at=now),
+        vanished_ids=sa.select(key)
+        .where(table.c.account == account, ~table.c.is_deleted, vanishing)
+        .order_by(key),
         totals=sa.select(count().filter(~table.c.is_deleted), count()).where(
             table.c.account == account
         ),
@@ -361,6 +370,7 @@ def _apply(
     allow_mass_delete: bool,
     run_id: str | None,
     in_transaction: Callable[[Connection], int] | None = None,
+    still_in_poster: Callable[[list[int]], int] | None = None,
 ) -> SyncReport:
     """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync.
 
@@ -380,6 +390,7 @@ def _apply(
                 allow_mass_delete=allow_mass_delete,
                 run_id=run_id,
                 in_transaction=in_transaction,
+                still_in_poster=still_in_poster,
             )
     conn = bind
     tally = _Tally()
@@ -402,6 +413,14 @@ def _apply(
         refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
         if refused and guard is not None and not allow_mass_delete:
             raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
+        if plan.vanished and guard and still_in_poster and not allow_mass_delete:
+            vanished = list(conn.execute(statements.vanished_ids, params).scalars())
+            sample = sample_evenly(vanished, guard.sample_size)
+            still = still_in_poster(sample)
+            if still:
+                raise AbsenceRefuted(
+                    spec.name, account, plan.to_delete, plan.active, still, len(sample)
+                )
         if plan.rewrites:
             conn.execute(statements.upsert, params)
         if plan.vanished:
@@ -441,11 +460,14 @@ def full_sync(
     guard: DeletionGuard | None = None,
     allow_mass_delete: bool = False,
     run_id: str | None = None,
+    still_in_poster: Callable[[list[int]], int] | None = None,
 ) -> SyncReport:
     """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``.
 
     Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
-    of at least 20 active rows) refuses and ``allow_mass_delete`` is false.
+    of at least 20 active rows) refuses and ``allow_mass_delete`` is false. Before rows that
+    vanished from the list are marked deleted, ``still_in_poster`` is given a sample of their
+    ids and answers how many Poster still has: any, and :class:`AbsenceRefuted` is raised.
     """
     return _apply(
         bind,
@@ -457,6 +479,7 @@ def full_sync(
         guard=guard or DeletionGuard(),
         allow_mass_delete=allow_mass_delete,
         run_id=run_id,
+        still_in_poster=still_in_poster,
     )
 
 
