@@ -31,6 +31,7 @@ from poster_pipeline.orchestration.resources import (
 )
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.sync import SyncFailed, run_full_sync
+from poster_pipeline.sync.procedure import PREVIEW_ROWS
 from poster_pipeline.warehouse.load import SyncReport
 from poster_pipeline.warehouse.schema import entity_table
 
@@ -46,7 +47,6 @@ __all__ = [
 SYNC_TAG = "poster/sync"  # run tag: "full" or "partial"
 UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
-PREVIEW_ROWS = 5
 DEFAULT_WINDOW = timedelta(hours=24)
 
 

@@ -129,6 +129,9 @@ def drain_webhooks(
         single_fetch_limit=webhook_queue.single_fetch_limit,
         lock_wait=webhook_queue.lock_wait_s,
     ):
+        if (datetime.now(UTC) - renewed).total_seconds() > _RENEW_EVERY_S:
+            renewed = datetime.now(UTC)
+            claim.renew(renewed)
         spec = entity(result.entity)
         for name in totals:
             totals[name] += getattr(result, name)
@@ -144,9 +147,6 @@ def drain_webhooks(
         if result.problem is not None:
             context.log.error(result.problem)
             failures.append(result)
-        if (datetime.now(UTC) - renewed).total_seconds() > _RENEW_EVERY_S:
-            renewed = datetime.now(UTC)
-            claim.renew(renewed)
     context.log.info(
         f"claim {claim.id}: {totals['settled']} events settled, {totals['retried']} to retry, "
         f"{totals['dead']} dead, {totals['deferred']} deferred"

@@ -19,6 +19,7 @@ Each object has its own outcome, so one bad object never holds back the others:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from poster_pipeline.catalogue import Entity
@@ -26,7 +27,7 @@ from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError, PosterNotFoundError, PosterProtocolError
 from poster_pipeline.poster.records import PosterRecord
 
-__all__ = ["Fetched", "fetch_objects", "uses_list"]
+__all__ = ["Fetched", "count_still_in_poster", "fetch_objects", "uses_list"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,17 @@ def fetch_objects(
         "single",
         {**failed, **failed_again},
     )
+
+
+def count_still_in_poster(client: PosterClient, spec: Entity, ids: Iterable[int]) -> int:
+    """How many of ``ids`` Poster still has (live, not flagged deleted), asked one by one: a
+    full sync's check that rows missing from a list are really gone. An error other than a
+    not-found is raised: what cannot be checked is not taken as gone."""
+    still = 0
+    for object_id in ids:
+        with suppress(PosterNotFoundError):
+            still += not client.fetch_one(spec, object_id).is_deleted
+    return still
 
 
 def _from_list(client: PosterClient, spec: Entity, wanted: frozenset[int]) -> list[PosterRecord]:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, suppress
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -29,8 +30,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.catalogue import Entity, entity
 from poster_pipeline.poster.client import PosterClient
-from poster_pipeline.poster.errors import PosterError, PosterNotFoundError
-from poster_pipeline.poster.fetch import fetch_objects
+from poster_pipeline.poster.errors import PosterError
+from poster_pipeline.poster.fetch import count_still_in_poster, fetch_objects
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.warehouse.accounts import AccountError
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
@@ -113,7 +114,9 @@ def run_full_sync(
                 guard=guard,
                 allow_mass_delete=allow_mass_delete,
                 run_id=run_id,
-                still_in_poster=_asking_one_by_one(client, spec),
+                still_in_poster=(
+                    partial(count_still_in_poster, client, spec) if spec.single_method else None
+                ),
             )
     except MassDeleteRefused as refused:
         _record_failure(services.engine, spec.name, account, str(refused), now, "full", run_id)
@@ -132,22 +135,6 @@ def run_full_sync(
     return FullSyncResult(
         report, client.stats.total, client.stats.retries, first, time.perf_counter() - started
     )
-
-
-def _asking_one_by_one(client: PosterClient, spec: Entity) -> Callable[[list[int]], int] | None:
-    """How many of some ids Poster still has, asked one by one (None without a single
-    getter: then the list is the only evidence, and the guard's share is stricter)."""
-    if spec.single_method is None:
-        return None
-
-    def still_in_poster(ids: list[int]) -> int:
-        still = 0
-        for object_id in ids:
-            with suppress(PosterNotFoundError):
-                still += not client.fetch_one(spec, object_id).is_deleted
-        return still
-
-    return still_in_poster
 
 
 def _keeping_first(

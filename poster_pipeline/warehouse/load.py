@@ -21,6 +21,7 @@ were. The caller records the failure with :func:`record_failure`.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -358,6 +359,16 @@ def _upsert_changed(
     )
 
 
+@contextmanager
+def _connected(bind: Engine | Connection) -> Iterator[Connection]:
+    """``bind`` itself if it is a connection, else one of the engine's for the call."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as conn:
+        yield conn
+
+
 def _apply(
     bind: Engine | Connection,
     spec: Entity,
@@ -377,60 +388,48 @@ def _apply(
     ``bind`` is best the connection that holds the pair's sync lock
     (:func:`~poster_pipeline.warehouse.locks.sync_lock`); an engine lends one for the call.
     """
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            return _apply(
-                conn,
-                spec,
-                account,
-                records,
-                missing=missing,
-                now=now,
-                guard=guard,
-                allow_mass_delete=allow_mass_delete,
-                run_id=run_id,
-                in_transaction=in_transaction,
-                still_in_poster=still_in_poster,
-            )
-    conn = bind
     tally = _Tally()
-    numbered = tally.number(_started(conn, records))
     stage = _stage_table(spec)
-    postgres = conn.dialect.name == "postgresql"
-    statements = _statements(spec, conn.dialect.name, missing is None)
     params = {"sync_account": account, "sync_now": now, "missing_ids": sorted(missing or ())}
-    with conn.begin():
-        conn.exec_driver_sql(_create_stage_sql(spec, conn.dialect))
-        if postgres:
-            _copy_stage(conn, stage, spec, numbered)
-        else:
-            _insert_stage(conn, stage, numbered)
-        _index_stage(conn, stage, spec.key, rows=tally.fetched, repeated=tally.duplicates > 0)
-        plan = _Plan(
-            **conn.execute(statements.plan_staged, params).one()._asdict(),
-            **conn.execute(statements.plan_current, params).one()._asdict(),
-        )
-        refused = guard is not None and guard.refuses(active=plan.active, to_delete=plan.to_delete)
-        if refused and guard is not None and not allow_mass_delete:
-            raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
-        if plan.vanished and guard and still_in_poster and not allow_mass_delete:
-            vanished = list(conn.execute(statements.vanished_ids, params).scalars())
-            sample = sample_evenly(vanished, guard.sample_size)
-            still = still_in_poster(sample)
-            if still:
-                raise AbsenceRefuted(
-                    spec.name, account, plan.to_delete, plan.active, still, len(sample)
-                )
-        if plan.rewrites:
-            conn.execute(statements.upsert, params)
-        if plan.vanished:
-            conn.execute(statements.mark_vanished, params)
-        if not postgres:
-            stage.drop(conn)  # PostgreSQL drops it at commit
-        active, total = conn.execute(statements.totals, params).one()
-        kind = "full" if missing is None else "partial"
-        _record_success(conn, spec.name, account, kind, now, active, total, run_id)
-        settled = in_transaction(conn) if in_transaction else 0
+    with _connected(bind) as conn:
+        # Before the transaction: the request behind a stream is made (and retried) first.
+        numbered = tally.number(_started(conn, records))
+        postgres = conn.dialect.name == "postgresql"
+        statements = _statements(spec, conn.dialect.name, missing is None)
+        with conn.begin():
+            conn.exec_driver_sql(_create_stage_sql(spec, conn.dialect))
+            if postgres:
+                _copy_stage(conn, stage, spec, numbered)
+            else:
+                _insert_stage(conn, stage, numbered)
+            _index_stage(conn, stage, spec.key, rows=tally.fetched, repeated=tally.duplicates > 0)
+            plan = _Plan(
+                **conn.execute(statements.plan_staged, params).one()._asdict(),
+                **conn.execute(statements.plan_current, params).one()._asdict(),
+            )
+            refused = guard is not None and guard.refuses(
+                active=plan.active, to_delete=plan.to_delete
+            )
+            if refused and guard is not None and not allow_mass_delete:
+                raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
+            if plan.vanished and guard and still_in_poster and not allow_mass_delete:
+                vanished = list(conn.execute(statements.vanished_ids, params).scalars())
+                sample = sample_evenly(vanished, guard.sample_size)
+                still = still_in_poster(sample)
+                if still:
+                    raise AbsenceRefuted(
+                        spec.name, account, plan.to_delete, plan.active, still, len(sample)
+                    )
+            if plan.rewrites:
+                conn.execute(statements.upsert, params)
+            if plan.vanished:
+                conn.execute(statements.mark_vanished, params)
+            if not postgres:
+                stage.drop(conn)  # PostgreSQL drops it at commit
+            active, total = conn.execute(statements.totals, params).one()
+            kind = "full" if missing is None else "partial"
+            _record_success(conn, spec.name, account, kind, now, active, total, run_id)
+            settled = in_transaction(conn) if in_transaction else 0
     return SyncReport(
         entity=spec.name,
         account=account,
