@@ -1,20 +1,23 @@
 """The webhook-queue drain's trigger: claimed events become one drain run per sensor tick.
 
-Each tick claims every due event (up to ``claim_batch``) and launches one ``webhook_drain``
-run that applies all their (account, entity) groups, whatever the number of restaurants: the
-runs launched by the webhook path are bounded by ticks (docs/drain.md).
+A tick claims every due event (up to ``claim_batch``) and launches one ``webhook_drain`` run
+that applies all their (account, entity) groups, whatever the number of restaurants: the runs
+launched by the webhook path are bounded by ticks (docs/drain.md). A drain run keeps claiming
+newly due events itself for a while, so while one is active the sensor stands back, unless an
+event has waited ``drain_handoff_s`` (the active run is lost, stuck or saturated).
 """
 
 import os
 from datetime import UTC, datetime
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
 from poster_pipeline.orchestration.drain import DRAIN_OP, DrainConfig, webhook_drain_job
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
-from poster_pipeline.warehouse.queue import Claim, EventGroup, group_claimed
+from poster_pipeline.warehouse.queue import EventGroup, group_claimed, oldest_due
 
 # Dagster's sensor loop runs a sensor at most every ~5 s whatever is asked (dagster-notes.md
 # §2); asking for 1 s gets that 5 s, asking for 5 s gets 5–10 s.
@@ -38,6 +41,27 @@ def drain_request(claim_id: str, groups: list[EventGroup]) -> dg.RunRequest:
     )
 
 
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _drain_active(instance: dg.DagsterInstance) -> bool:
+    active = dg.RunsFilter(job_name=webhook_drain_job.name, statuses=_ACTIVE)
+    return bool(instance.get_run_ids(filters=active, limit=1))
+
+
+def _waited_too_long(engine: Engine, webhook_queue: WebhookQueueResource) -> bool:
+    now = datetime.now(UTC)
+    due_since = oldest_due(engine, now=now)
+    return due_since is not None and (now - due_since).total_seconds() >= (
+        webhook_queue.drain_handoff_s
+    )
+
+
 @dg.sensor(
     name="webhook_queue",
     minimum_interval_seconds=INTERVAL_SECONDS,
@@ -51,13 +75,10 @@ def webhook_queue_sensor(
     warehouse: WarehouseResource,
     webhook_queue: WebhookQueueResource,
 ) -> dg.SensorResult | dg.SkipReason:
-    claim, claimed = Claim.take(
-        warehouse.engine(),
-        lease=webhook_queue.lease,
-        policy=webhook_queue.retry_policy(),
-        limit=webhook_queue.claim_batch,
-        now=datetime.now(UTC),
-    )
+    engine = warehouse.engine()
+    if _drain_active(context.instance) and not _waited_too_long(engine, webhook_queue):
+        return dg.SkipReason("a webhook_drain run is active and claims due events itself")
+    claim, claimed = webhook_queue.take(engine)
     if not claimed:
         return dg.SkipReason("no webhook event is due")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -12,10 +12,11 @@ from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import DEFAULT_API_URL, ClientSettings, PosterClient
 from poster_pipeline.settings import DEFAULT_DATA_DIR
 from poster_pipeline.sync import SyncServices
+from poster_pipeline.sync.drain import DrainLimits
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import default_database_url, shared_engine
 from poster_pipeline.warehouse.guard import DeletionGuard
-from poster_pipeline.warehouse.queue import Claim, RetryPolicy
+from poster_pipeline.warehouse.queue import Claim, ClaimedEvent, RetryPolicy
 
 __all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource", "sync_services"]
 
@@ -94,6 +95,12 @@ class WebhookQueueResource(dg.ConfigurableResource):
     when it starts and as it goes. ``drain_workers`` accounts are synced at once;
     ``lock_wait_s`` is how long a partial sync waits for another sync of its pair before its
     events are given back for a later drain.
+
+    A drain run keeps claiming newly due events for ``drain_take_for_s`` seconds, or until
+    none came for ``drain_idle_s``, so a steady stream of webhooks needs no new run per sensor
+    tick (0 takes only the sensor's claim). While a drain run is active the sensor launches
+    another only when a due event has waited ``drain_handoff_s``: the active run is lost,
+    stuck or saturated.
     """
 
     max_attempts: int = 8
@@ -104,6 +111,9 @@ class WebhookQueueResource(dg.ConfigurableResource):
     single_fetch_limit: int = 10
     drain_workers: int = 8
     lock_wait_s: float = 5.0
+    drain_take_for_s: float = 300.0
+    drain_idle_s: float = 10.0
+    drain_handoff_s: float = 10.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -119,6 +129,25 @@ class WebhookQueueResource(dg.ConfigurableResource):
     def claim(self, engine: Engine, claim_id: str) -> Claim:
         """The claim ``claim_id`` (taken by the sensor), to settle or release its events."""
         return Claim(claim_id, engine, self.lease, self.retry_policy())
+
+    def take(self, engine: Engine) -> tuple[Claim, list[ClaimedEvent]]:
+        """A new claim on up to ``claim_batch`` due events."""
+        return Claim.take(
+            engine,
+            lease=self.lease,
+            policy=self.retry_policy(),
+            limit=self.claim_batch,
+            now=datetime.now(UTC),
+        )
+
+    def drain_limits(self) -> DrainLimits:
+        return DrainLimits(
+            workers=self.drain_workers,
+            single_fetch_limit=self.single_fetch_limit,
+            lock_wait=self.lock_wait_s,
+            take_for=self.drain_take_for_s,
+            idle_for=self.drain_idle_s,
+        )
 
 
 def sync_services(poster_api: PosterApiResource, warehouse: WarehouseResource) -> SyncServices:

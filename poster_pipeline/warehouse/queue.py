@@ -45,6 +45,7 @@ __all__ = [
     "dedup_key",
     "enqueue",
     "group_claimed",
+    "oldest_due",
     "purge",
     "queue_counts",
     "release_failed",
@@ -528,6 +529,16 @@ class Claim:
     ) -> int:
         """Events no sync tried: pending again, the attempt not counted."""
         return unclaim(self.engine, self.id, now=now, event_ids=event_ids, delay=delay)
+
+
+def oldest_due(engine: Engine, *, now: datetime) -> datetime | None:
+    """When the longest-waiting due pending event became due (None: nothing is due)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.min(events.c.next_attempt_at)).where(
+                events.c.status == "pending", events.c.next_attempt_at <= now
+            )
+        ).scalar_one_or_none()
 
 
 def queue_counts(engine: Engine) -> dict[str, int]:

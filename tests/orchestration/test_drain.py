@@ -4,6 +4,8 @@ the sensor is evaluated with build_sensor_context and its run request executed i
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from poster_pipeline.catalogue import entity, entity_for_webhook_object
 from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, entity_assets
 from poster_pipeline.orchestration.drain import (
+    DRAIN_OP,
     EVENTS_APPLIED,
     events_applied_checks,
     webhook_drain_job,
@@ -29,10 +32,12 @@ from poster_pipeline.warehouse.locks import sync_lock
 from poster_pipeline.warehouse.queue import enqueue, queue_counts
 from poster_pipeline.warehouse.schema import entity_table, sync_status, webhook_events
 from sensors.webhooks import webhook_queue_sensor
+from tests.processes import wait_until
 
 ASSETS = {asset.key: asset for asset in entity_assets()}
 _times = itertools.count(1_760_000_000)
-QUEUE = WebhookQueueResource(max_attempts=2, backoff_base_s=60)
+# A run applies the sensor's claim only: the tests drive each tick themselves.
+QUEUE = WebhookQueueResource(max_attempts=2, backoff_base_s=60, drain_take_for_s=0)
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +383,9 @@ def test_a_removed_event_needs_no_second_answer(emulator, warehouse, instance):
 def test_a_pair_being_synced_elsewhere_is_deferred_not_failed(emulator, warehouse, instance):
     ingredient_id = first_id(emulator, "ingredients")
     event_id = hook(warehouse, "api-demo", "ingredient", ingredient_id)
-    queue = WebhookQueueResource(max_attempts=2, backoff_base_s=60, lock_wait_s=0.2)
+    queue = WebhookQueueResource(
+        max_attempts=2, backoff_base_s=60, lock_wait_s=0.2, drain_take_for_s=0
+    )
     with sync_lock(warehouse.engine(), "api-demo", "ingredients"):
         done = drained(emulator, warehouse, instance, queue)
     assert done.success and materializations(done) == {}
@@ -441,3 +448,66 @@ def test_the_events_applied_check_reads_the_queue(emulator, warehouse, instance)
     assert not evaluation.passed
     assert evaluation.metadata["events_retrying"].value == 1
     assert evaluation.metadata["accounts"].value == "api-demo"
+
+
+def recorded(result, event_type: dg.DagsterEventType) -> Counter[tuple[str, str | None]]:
+    """How many events of ``event_type`` the run recorded per (entity, partition)."""
+    found: Counter[tuple[str, str | None]] = Counter()
+    for event in result.all_events:
+        if event.event_type == event_type:
+            data = event.event_specific_data
+            if event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                data = data.materialization
+            found[(data.asset_key.path[-1], data.partition)] += 1
+    return found
+
+
+def test_a_drain_run_applies_events_stored_while_it_runs(emulator, warehouse, instance):
+    ingredients = live_ids(emulator, "ingredients")
+    first = hook(warehouse, "api-demo", "ingredient", ingredients[0])
+    [request] = tick(instance, warehouse).run_requests
+    queue = WebhookQueueResource(drain_take_for_s=60, drain_idle_s=1)
+    later: list[int] = []
+
+    def change_once_the_first_is_applied() -> None:
+        wait_until(lambda: statuses(warehouse, [first]) == ["done"], 60, "the first event")
+        workshop = first_id(emulator, "workshops", "second-cafe")
+        later.append(hook(warehouse, "second-cafe", "workshop", workshop))
+        later.append(hook(warehouse, "api-demo", "ingredient", ingredients[1]))
+
+    changer = threading.Thread(target=change_once_the_first_is_applied)
+    changer.start()
+    try:
+        result = run(emulator, warehouse, instance, request, queue)
+    finally:
+        changer.join(60)
+    assert result.success
+    assert statuses(warehouse, later) == ["done", "done"]
+    assert recorded(result, dg.DagsterEventType.ASSET_MATERIALIZATION) == {
+        ("ingredients", "api-demo"): 2,
+        ("workshops", "second-cafe"): 1,
+    }
+    # A passed check is recorded once per partition and run: each is an event-log write.
+    assert recorded(result, dg.DagsterEventType.ASSET_CHECK_EVALUATION) == {
+        ("ingredients", "api-demo"): 1,
+        ("workshops", "second-cafe"): 1,
+    }
+
+
+def test_the_sensor_stands_back_while_a_drain_run_takes_events_itself(
+    emulator, warehouse, instance
+):
+    active = instance.create_run_for_job(
+        webhook_drain_job,
+        run_config={"ops": {DRAIN_OP: {"config": {"claim_id": "another-claim"}}}},
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    try:
+        hook(warehouse, "api-demo", "ingredient", first_id(emulator, "ingredients"))
+        assert isinstance(tick(instance, warehouse), dg.SkipReason)
+        # An event that waited past the handoff means the active run is lost or saturated.
+        impatient = WebhookQueueResource(drain_handoff_s=0)
+        assert len(tick(instance, warehouse, impatient).run_requests) == 1
+    finally:
+        instance.delete_run(active.run_id)
+    assert isinstance(tick(instance, warehouse), dg.SkipReason)  # nothing left due

@@ -1,0 +1,90 @@
+"""The defaults the README and docs/ state are the code's: each documented figure is read from
+the page and compared with the setting it describes, so a changed default fails here until
+the docs follow."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from poster_pipeline.orchestration.resources import WebhookQueueResource
+from poster_pipeline.settings import Settings
+from sensors.webhooks import INTERVAL_SECONDS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+DRAIN = (ROOT / "docs" / "drain.md").read_text()
+QUEUE = WebhookQueueResource()
+
+
+def table_after(page: str, heading: str) -> dict[str, str]:
+    """First column (without backticks) → second column of the first table under ``heading``."""
+    section = page.split(heading, 1)[1]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        name = cells[0].strip("`")
+        if name and not set(name) <= set("-") and name not in ("variable", "setting"):
+            rows[name] = cells[1]
+    return rows
+
+
+def number(text: str) -> float:
+    return float(text.strip("`").replace(",", ""))
+
+
+def test_every_webhook_queue_setting_is_documented_with_its_default():
+    documented = table_after(DRAIN, "## Settings")
+    assert set(documented) == set(WebhookQueueResource.model_fields)
+    for name, default in documented.items():
+        assert number(default) == getattr(QUEUE, name), name
+
+
+ENV_DEFAULTS = {
+    "POSTER_API_URL": Settings().api_url,
+    "POSTER_TIMEZONE": Settings().timezone,
+    "POSTER_SMART_SYNC_HOURS": Settings().smart_sync_window_hours,
+    "POSTER_WEBHOOK_SENSOR_INTERVAL": INTERVAL_SECONDS,
+}
+
+
+@pytest.mark.parametrize("variable", sorted(ENV_DEFAULTS))
+def test_the_readme_states_the_defaults_of_the_variables(variable):
+    documented = table_after(README, "## Configuration")[variable]
+    [value] = re.findall(r"`([^`]*)`", documented)
+    expected = ENV_DEFAULTS[variable]
+    assert (number(value) if isinstance(expected, int | float) else value) == expected
+
+
+def test_variables_documented_as_unset_have_no_default():
+    unset = Settings.from_env({})
+    fields = {
+        "POSTER_DATABASE_URL": unset.database_url,
+        "POSTER_TOKEN_KEY": unset.token_key,
+        "POSTER_REDIRECT_URI": unset.redirect_uri,
+        "POSTER_API_KEY": unset.api_key,
+        "POSTER_ALERT_EMAIL_TO": unset.alert_email_to,
+        "POSTER_SMTP_URL": unset.smtp_url,
+        "POSTER_ALERT_WEBHOOK_URL": unset.alert_webhook_url,
+    }
+    documented = table_after(README, "## Configuration")
+    for variable, value in fields.items():
+        assert documented[variable].startswith("unset"), variable
+        assert value is None, variable
+
+
+def test_the_readme_states_the_queue_retry_rules_of_the_code():
+    policy = QUEUE.retry_policy()
+    first, second = (policy.base * 2**n for n in range(2))
+    assert (
+        f"growing delay ({first.seconds} s, {second.seconds} s, … up to an hour)" in README
+        and policy.cap.total_seconds() == 3600
+    )
+    assert f"after {QUEUE.max_attempts} attempts an event is dead" in README
+    assert f"expires after {QUEUE.claim_lease_s / 60:g} minutes" in README
