@@ -1,10 +1,11 @@
 """The sync API: read the sync status, ask for full syncs (``docs/sync-api.md``).
 
 ``GET /api/poster/sync`` reports, per active account and entity, the last full and partial
-sync, whether smart sync considers it due, and the last error. ``POST /api/poster/sync``
-(``{"entities": [...], "force": bool, "accounts": [...]}``, all optional) stores a
-``sync_requests`` row per sync it accepts and answers 202 at once; the ``sync_requests``
-Dagster sensor turns the rows into runs within seconds. Nothing here calls Poster or Dagster.
+sync, whether smart sync considers it due, and the standing error of each kind of sync.
+``POST /api/poster/sync`` (``{"entities": [...], "force": bool, "accounts": [...]}``, all
+optional) stores a ``sync_requests`` row per sync it accepts and answers 202 at once; the
+``sync_requests`` Dagster sensor turns the rows into runs within seconds. Nothing here calls
+Poster or Dagster.
 
 The seed's per-entity routes are thin aliases of the POST with the entity fixed. Every route
 needs ``Authorization: Bearer <POSTER_API_KEY>``; without a configured key the API answers
@@ -49,6 +50,7 @@ from poster_pipeline.http.sync_plan import (
 )
 from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import accounts, sync_status
+from poster_pipeline.warehouse.status import errors_of
 from poster_pipeline.warehouse.sync_requests import (
     add_requests,
     prune_launched,
@@ -118,19 +120,23 @@ def _states(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], Ful
         s.last_full_sync_at,
         s.last_partial_sync_at,
         s.last_full_attempt_at,
-        s.last_success,
-        s.last_error,
+        s.last_full_error,
+        s.last_full_error_at,
+        s.last_partial_error,
+        s.last_partial_error_at,
     ).where(s.account.in_(names))
-    return {
-        (row.account, row.entity): FullSyncState(
+    states = {}
+    for row in conn.execute(query):
+        errors = errors_of(row)
+        states[row.account, row.entity] = FullSyncState(
             last_full_sync_at=as_utc(row.last_full_sync_at),
             last_partial_sync_at=as_utc(row.last_partial_sync_at),
             last_full_attempt_at=as_utc(row.last_full_attempt_at),
-            last_success=row.last_success,
-            last_error=row.last_error,
+            attempted=True,
+            full_error=errors["full"],
+            partial_error=errors["partial"],
         )
-        for row in conn.execute(query)
-    }
+    return states
 
 
 def _read_payload(body: bytes, content_type: str | None) -> Any:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
+from poster_pipeline.warehouse.status import SyncError, newest_error
 from poster_pipeline.warehouse.sync_requests import NewSyncRequest, RequestHistory
 
 __all__ = [
@@ -86,13 +87,27 @@ class SyncPolicy:
 @dataclass(frozen=True)
 class FullSyncState:
     """An (account, entity)'s row of ``sync_status``, as far as the API reports it. All
-    datetimes are aware (UTC)."""
+    datetimes are aware (UTC). ``attempted`` is whether the row exists at all (any sync of
+    the pair, full or partial, successful or not, was recorded)."""
 
     last_full_sync_at: datetime | None = None
     last_partial_sync_at: datetime | None = None
     last_full_attempt_at: datetime | None = None
-    last_success: bool | None = None
-    last_error: str | None = None
+    attempted: bool = False
+    full_error: SyncError | None = None
+    partial_error: SyncError | None = None
+
+    @property
+    def last_success(self) -> bool | None:
+        """False while an error of either kind stands, None if nothing was ever attempted."""
+        if not self.attempted:
+            return None
+        return self.full_error is None and self.partial_error is None
+
+    @property
+    def last_error(self) -> SyncError | None:
+        """The more recent of the standing errors."""
+        return newest_error(self.full_error, self.partial_error)
 
 
 @dataclass(frozen=True)
@@ -291,17 +306,24 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _error(error: SyncError | None) -> dict[str, Any] | None:
+    return None if error is None else {"message": error.message, "at": iso(error.at)}
+
+
 def describe_state(
     state: FullSyncState | None, *, now: datetime, policy: SyncPolicy
 ) -> dict[str, Any]:
     """One (account, entity) as ``GET /api/poster/sync`` reports it.
 
-    ``age`` is whole minutes since the last successful full sync; ``lastSyncSuccess`` and
-    ``lastError`` are about the last attempt, full or partial; a never-synced pair has
-    nulls and ``needsSync: true``.
+    ``age`` is whole minutes since the last successful full sync. ``lastFullError`` and
+    ``lastPartialError`` are the standing failure of each kind (cleared when that kind next
+    succeeds; a full success clears both); ``lastSyncSuccess`` is false while either stands,
+    and ``lastError``, kept for the seed's clients, is the more recent one's message. A
+    never-synced pair has nulls and ``needsSync: true``.
     """
     state = state or FullSyncState()
     last_sync = state.last_full_sync_at
+    last_error = state.last_error
     return {
         "lastSyncAt": iso(last_sync),
         "lastPartialSyncAt": iso(state.last_partial_sync_at),
@@ -314,5 +336,7 @@ def describe_state(
         ),
         "age": None if last_sync is None else max(0, int((now - last_sync).total_seconds() // 60)),
         "lastSyncSuccess": state.last_success,
-        "lastError": state.last_error,
+        "lastError": None if last_error is None else last_error.message,
+        "lastFullError": _error(state.full_error),
+        "lastPartialError": _error(state.partial_error),
     }

@@ -35,9 +35,10 @@ from poster_pipeline.poster.fetch import count_still_in_poster, fetch_objects
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.warehouse.accounts import AccountError
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
-from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync, record_failure
+from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync
 from poster_pipeline.warehouse.locks import SyncLockBusy, sync_lock
 from poster_pipeline.warehouse.queue import Claim, EventGroup
+from poster_pipeline.warehouse.status import SyncKind, record_failure
 
 __all__ = [
     "FullSyncResult",
@@ -307,9 +308,11 @@ def _record_failure(
     account: str,
     message: str,
     now: datetime,
-    kind: str,
+    kind: SyncKind,
     run_id: str | None,
 ) -> None:
+    """Note the failure in ``sync_status``; a warehouse that cannot take it is logged, not
+    raised, so the sync's own error is the one the caller sees."""
     try:
         record_failure(engine, entity_name, account, message, now=now, kind=kind, run_id=run_id)
     except EXPECTED_FAILURES as exc:  # the warehouse itself may be what failed

@@ -12,15 +12,16 @@ by webhooks and leaves the other rows alone. Either way:
    an unchanged re-sync writes no row and ``updated_at`` means a real change.
 4. Mark as deleted the active rows Poster no longer lists (full) or answered not found for
    (partial); rows Poster flags deleted come in step 3.
-5. Record the sync in ``sync_status``.
+5. Record the sync in ``sync_status`` (:mod:`poster_pipeline.warehouse.status`).
 
 A failure anywhere rolls the whole transaction back: the previous rows stay exactly as they
-were. The caller records the failure with :func:`record_failure`.
+were. The caller records the failure with
+:func:`~poster_pipeline.warehouse.status.record_failure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,9 +43,10 @@ from poster_pipeline.warehouse.guard import (
     MassDeleteRefused,
     sample_evenly,
 )
-from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table, sync_status
+from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table
+from poster_pipeline.warehouse.status import SyncKind, record_success
 
-__all__ = ["SyncReport", "full_sync", "partial_sync", "record_failure"]
+__all__ = ["SyncReport", "full_sync", "partial_sync"]
 
 _SQLITE_BATCH = 2_000
 _INDEXED_STAGE_ROWS = 1_000
@@ -204,10 +206,6 @@ def _insert_stage(
     )
     for batch in _batched(rows, _SQLITE_BATCH):
         conn.execute(stage.insert(), batch)
-
-
-def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 @dataclass(frozen=True)
@@ -427,8 +425,10 @@ def _apply(
             if not postgres:
                 stage.drop(conn)  # PostgreSQL drops it at commit
             active, total = conn.execute(statements.totals, params).one()
-            kind = "full" if missing is None else "partial"
-            _record_success(conn, spec.name, account, kind, now, active, total, run_id)
+            kind: SyncKind = "full" if missing is None else "partial"
+            record_success(
+                conn, spec.name, account, kind, now=now, active=active, total=total, run_id=run_id
+            )
             settled = in_transaction(conn) if in_transaction else 0
     return SyncReport(
         entity=spec.name,
@@ -509,75 +509,3 @@ def partial_sync(
         run_id=run_id,
         in_transaction=in_transaction,
     )
-
-
-def _upsert_status(
-    conn: Connection, key: dict[str, Any], values: dict[str, Any], increments: Sequence[str]
-) -> None:
-    """Update a ``sync_status`` row, creating it on an account and entity's first sync (a first
-    partial success counts as a success)."""
-    first = {"last_success": True, **values, **{name: 1 for name in increments}}
-    insert = _dialect_insert(conn, sync_status).values(**key, **first)
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[sync_status.c.account, sync_status.c.entity],
-            set_={**values, **{name: sync_status.c[name] + 1 for name in increments}},
-        )
-    )
-
-
-def _record_success(
-    conn: Connection,
-    entity: str,
-    account: str,
-    kind: str,
-    now: datetime,
-    active: int,
-    total: int,
-    run_id: str | None,
-) -> None:
-    _upsert_status(
-        conn,
-        {"account": account, "entity": entity},
-        {
-            f"last_{kind}_sync_at": now,
-            "last_attempt_at": now,
-            # A partial sync proves nothing about the whole table: it neither sets the full
-            # attempt nor clears a full sync's error (a refused mass delete needs a person).
-            **(
-                {"last_full_attempt_at": now, "last_success": True, "last_error": None}
-                if kind == "full"
-                else {}
-            ),
-            "rows_active": active,
-            "rows_total": total,
-            "last_run_id": run_id,
-        },
-        [f"{kind}_sync_count"],
-    )
-
-
-def record_failure(
-    engine: Engine,
-    entity: str,
-    account: str,
-    error: str,
-    *,
-    now: datetime,
-    kind: str = "full",
-    run_id: str | None = None,
-) -> None:
-    """Note a failed ``kind`` sync in ``sync_status`` (the entity's rows are left untouched)."""
-    with engine.begin() as conn:
-        _upsert_status(
-            conn,
-            {"account": account, "entity": entity},
-            {
-                "last_attempt_at": now,
-                **({"last_full_attempt_at": now} if kind == "full" else {}),
-                "last_success": False,
-                "last_error": error[:2000],
-                "last_run_id": run_id,
-            },
-            ["failure_count"],
-        )

@@ -114,8 +114,22 @@ sync_status = sa.Table(
     sa.Column("last_partial_sync_at", TIMESTAMP, comment="last successful partial sync"),
     sa.Column("last_attempt_at", TIMESTAMP, nullable=False),
     sa.Column("last_full_attempt_at", TIMESTAMP, comment="last full sync, successful or not"),
-    sa.Column("last_success", sa.Boolean(), nullable=False),
-    sa.Column("last_error", sa.Text(), comment="why the last attempt failed; NULL after success"),
+    sa.Column(
+        "last_success", sa.Boolean(), nullable=False, comment="no full or partial error stands"
+    ),
+    sa.Column(
+        "last_error",
+        sa.Text(),
+        comment="the newer of last_full_error and last_partial_error; NULL when neither",
+    ),
+    sa.Column("last_full_error", sa.Text(), comment="why a full sync failed; NULL once one works"),
+    sa.Column("last_full_error_at", TIMESTAMP, comment="when that failed full sync started"),
+    sa.Column(
+        "last_partial_error",
+        sa.Text(),
+        comment="why a partial sync failed; NULL once a partial or full sync works",
+    ),
+    sa.Column("last_partial_error_at", TIMESTAMP, comment="when that failed partial sync started"),
     sa.Column("full_sync_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("partial_sync_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("failure_count", sa.Integer(), nullable=False, server_default="0"),

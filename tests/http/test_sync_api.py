@@ -24,11 +24,13 @@ from poster_pipeline.http.sync_plan import (
     FullSyncState,
     SyncPolicy,
     SyncSelection,
+    iso,
     plan_sync,
 )
 from poster_pipeline.warehouse.migrate import VERSION_TABLE, downgrade, upgrade
 from poster_pipeline.warehouse.oauth_states import oauth_states
 from poster_pipeline.warehouse.schema import accounts, metadata, sync_status
+from poster_pipeline.warehouse.status import SyncKind, record_failure, record_success
 from poster_pipeline.warehouse.sync_requests import RequestHistory, mark_launched, sync_requests
 from tests.databases import fresh_engine
 from tests.http.conftest import TestClient
@@ -97,10 +99,10 @@ def seed_status(
     full: timedelta | None,
     attempt: timedelta | None = None,
     partial: timedelta | None = None,
-    success: bool = True,
-    error: str | None = None,
+    full_error: str | None = None,
 ) -> None:
-    """A sync_status row; the arguments are how long ago each thing happened."""
+    """A sync_status row; the arguments are how long ago each thing happened, and why the
+    last full attempt failed, if it did."""
     now = datetime.now(UTC)
 
     def ago(delta: timedelta | None) -> datetime | None:
@@ -117,8 +119,10 @@ def seed_status(
                 last_partial_sync_at=ago(partial),
                 last_attempt_at=ago(last_attempt),
                 last_full_attempt_at=ago(attempt if attempt is not None else full),
-                last_success=success,
-                last_error=error,
+                last_success=full_error is None,
+                last_error=full_error,
+                last_full_error=full_error,
+                last_full_error_at=None if full_error is None else ago(last_attempt),
             )
         )
 
@@ -208,7 +212,7 @@ def test_status_reports_every_active_account_and_entity(client: TestClient, engi
     seed_status(engine, "api-demo", "ingredients", full=timedelta(hours=25))
     seed_status(
         engine, "api-demo", "workshops", full=timedelta(hours=30),
-        attempt=timedelta(minutes=2), success=False, error="Poster error 11: invalid token",
+        attempt=timedelta(minutes=2), full_error="Poster error 11: invalid token",
     )  # fmt: skip
 
     answer = client.get(SYNC, headers=AUTH)
@@ -236,7 +240,14 @@ def test_status_reports_every_active_account_and_entity(client: TestClient, engi
         "age": 30 * 60,
         "lastSyncSuccess": False,
         "lastError": "Poster error 11: invalid token",
+        "lastFullError": {
+            "message": "Poster error 11: invalid token",
+            "at": demo["workshops"]["lastFullError"]["at"],
+        },
+        "lastPartialError": None,
     }
+    failed_at = datetime.fromisoformat(demo["workshops"]["lastFullError"]["at"])
+    assert timedelta(minutes=1) < datetime.now(UTC) - failed_at < timedelta(minutes=3)
     never = {
         "lastSyncAt": None,
         "lastPartialSyncAt": None,
@@ -244,9 +255,118 @@ def test_status_reports_every_active_account_and_entity(client: TestClient, engi
         "age": None,
         "lastSyncSuccess": None,
         "lastError": None,
+        "lastFullError": None,
+        "lastPartialError": None,
     }
     assert body["accounts"]["second-cafe"]["products"] == never
     assert demo["products"] == never
+
+
+def record(engine: Engine, outcome: str, kind: SyncKind, minutes_ago: int) -> datetime:
+    """A sync of api-demo's ingredients through the status writes the syncs use; returns
+    when it started."""
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
+    if outcome == "failed":
+        message = f"{kind} sync of ingredients failed: HTTP 503"
+        record_failure(engine, "ingredients", "api-demo", message, now=started, kind=kind)
+    else:
+        with engine.begin() as conn:
+            record_success(
+                conn, "ingredients", "api-demo", kind, now=started, active=1, total=1, run_id=None
+            )
+    return started
+
+
+def ingredients_status(client: TestClient) -> dict[str, Any]:
+    answer = client.get(SYNC, headers=AUTH)
+    assert answer.status_code == 200
+    report = answer.json()["accounts"]["api-demo"]["ingredients"]
+    return {key: report[key] for key in ERROR_FIELDS}
+
+
+ERROR_FIELDS = ("lastSyncSuccess", "lastError", "lastFullError", "lastPartialError")
+ALL_CLEAR = {
+    "lastSyncSuccess": True,
+    "lastError": None,
+    "lastFullError": None,
+    "lastPartialError": None,
+}
+
+
+def test_a_failed_partial_sync_clears_when_a_partial_sync_next_works(
+    client: TestClient, engine: Engine
+):
+    record(engine, "succeeded", "full", 60)
+    failed_at = record(engine, "failed", "partial", 30)
+    assert ingredients_status(client) == {
+        "lastSyncSuccess": False,
+        "lastError": "partial sync of ingredients failed: HTTP 503",
+        "lastFullError": None,
+        "lastPartialError": {
+            "message": "partial sync of ingredients failed: HTTP 503",
+            "at": iso(failed_at),
+        },
+    }
+    record(engine, "succeeded", "partial", 20)
+    assert ingredients_status(client) == ALL_CLEAR
+
+
+def test_a_failed_full_sync_stands_through_successful_partial_syncs(
+    client: TestClient, engine: Engine
+):
+    record(engine, "succeeded", "full", 60)
+    failed_at = record(engine, "failed", "full", 30)
+    record(engine, "succeeded", "partial", 20)
+    record(engine, "succeeded", "partial", 10)
+    full_error = {"message": "full sync of ingredients failed: HTTP 503", "at": iso(failed_at)}
+    assert ingredients_status(client) == {
+        "lastSyncSuccess": False,
+        "lastError": "full sync of ingredients failed: HTTP 503",
+        "lastFullError": full_error,
+        "lastPartialError": None,
+    }
+    # A partial failure on top: lastError is the newer one, both are listed.
+    partial_at = record(engine, "failed", "partial", 5)
+    status = ingredients_status(client)
+    assert status["lastError"] == "partial sync of ingredients failed: HTTP 503"
+    assert status["lastFullError"] == full_error
+    assert status["lastPartialError"]["at"] == iso(partial_at)
+
+
+def test_a_successful_full_sync_clears_a_failed_partial_sync(client: TestClient, engine: Engine):
+    record(engine, "failed", "partial", 30)
+    record(engine, "succeeded", "full", 20)
+    assert ingredients_status(client) == ALL_CLEAR
+
+
+def test_the_errors_read_the_same_from_the_embedded_sqlite_warehouse(tmp_path):
+    sqlite = fresh_engine("sqlite", tmp_path)
+    now = datetime.now(UTC)
+    with sqlite.begin() as conn:
+        conn.execute(
+            sa.insert(accounts).values(
+                account="api-demo",
+                token_encrypted="not-a-token",
+                auth_method="personal",
+                connected_at=now,
+                updated_at=now,
+            )
+        )
+    record(sqlite, "succeeded", "full", 60)
+    failed_at = record(sqlite, "failed", "full", 30)
+    record(sqlite, "failed", "partial", 20)
+    record(sqlite, "succeeded", "partial", 10)
+    with app_client(sqlite) as client:
+        assert ingredients_status(client) == {
+            "lastSyncSuccess": False,
+            "lastError": "full sync of ingredients failed: HTTP 503",
+            "lastFullError": {
+                "message": "full sync of ingredients failed: HTTP 503",
+                "at": iso(failed_at),
+            },
+            "lastPartialError": None,
+        }
+    sqlite.dispose()
 
 
 def test_the_window_is_the_configured_one(engine: Engine):
@@ -265,7 +385,7 @@ def test_smart_sync_queues_only_what_needs_a_sync(client: TestClient, engine: En
     seed_status(engine, "api-demo", "ingredients", full=timedelta(hours=25))
     seed_status(
         engine, "api-demo", "workshops", full=timedelta(hours=30),
-        attempt=timedelta(minutes=2), success=False, error="boom",
+        attempt=timedelta(minutes=2), full_error="boom",
     )  # fmt: skip
 
     answer = post(client)  # no body: every entity of every active account, smart

@@ -13,8 +13,9 @@ from poster_pipeline.catalogue import entity
 from poster_pipeline.poster.errors import PosterConnectionError
 from poster_pipeline.poster.records import to_record
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
-from poster_pipeline.warehouse.load import full_sync, record_failure
+from poster_pipeline.warehouse.load import full_sync
 from poster_pipeline.warehouse.schema import entity_table, sync_status
+from poster_pipeline.warehouse.status import record_failure
 
 INGREDIENTS = entity("ingredients")
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
