@@ -39,11 +39,11 @@ from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 from poster_pipeline.poster.client import DEFAULT_API_URL
 from poster_pipeline.poster.login import check_account_login
 from poster_pipeline.poster.oauth import (
-    DEFAULT_TOKEN_URL,
     OAuthError,
     OAuthToken,
     authorize_url,
     exchange_code,
+    token_url_for,
 )
 from poster_pipeline.warehouse.accounts import AccountStore, TokenCipher, cipher_for
 from poster_pipeline.warehouse.oauth_states import STATE_TTL, consume_state, issue_state
@@ -55,7 +55,6 @@ __all__ = [
     "OAuthApplication",
     "OAuthConnect",
     "oauth_routes",
-    "token_url_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,16 +73,6 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _START_AGAIN = (AUTHORIZE_PATH, "Start again")
-
-
-def token_url_for(api_url: str) -> str:
-    """Where to exchange a code: the account's own host for the real Poster (§4.3), else
-    ``{api_url}/v2/auth/access_token`` (the emulator, a proxy)."""
-    base = api_url.rstrip("/")
-    if base == DEFAULT_API_URL:
-        return DEFAULT_TOKEN_URL
-    # exchange_code formats the URL with {account}; braces of the base are literal.
-    return base.replace("{", "{{").replace("}", "}}") + "/v2/auth/access_token"
 
 
 def _page(

@@ -24,11 +24,10 @@ from sqlalchemy.engine import Engine
 from poster_pipeline.emulator import RunningEmulator
 from poster_pipeline.http import ReceiverConfigError, ReceiverSettings, create_app
 from poster_pipeline.http.database import receiver_engine
-from poster_pipeline.http.oauth_routes import STATE_COOKIE, token_url_for
+from poster_pipeline.http.oauth_routes import STATE_COOKIE
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import WarehouseResource
 from poster_pipeline.poster.client import PosterClient
-from poster_pipeline.poster.oauth import DEFAULT_TOKEN_URL
 from poster_pipeline.warehouse.accounts import AccountStore, TokenCipher
 from poster_pipeline.warehouse.oauth_states import oauth_states
 from poster_pipeline.warehouse.schema import accounts
@@ -319,9 +318,3 @@ def test_an_invalid_token_key_stops_the_app_at_once(emulator: RunningEmulator, t
         create_app(
             settings(emulator, tmp_path, token_key="not-a-key"), sa.create_engine("sqlite://")
         )
-
-
-def test_the_token_url_is_the_accounts_host_on_poster_and_the_base_on_the_emulator():
-    assert token_url_for("https://joinposter.com/api") == DEFAULT_TOKEN_URL
-    assert token_url_for("https://joinposter.com/api/") == DEFAULT_TOKEN_URL
-    assert token_url_for("http://127.0.0.1:9/api/") == "http://127.0.0.1:9/api/v2/auth/access_token"
