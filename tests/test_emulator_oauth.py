@@ -1,4 +1,5 @@
-"""The emulator's OAuth: authorize redirect, code exchange, the issued token, refusals."""
+"""The emulator's OAuth: authorize redirect, code exchange at the approving account's
+endpoint, the issued token, refusals."""
 
 from __future__ import annotations
 
@@ -54,8 +55,13 @@ def callback(answer: requests.Response) -> dict[str, str]:
 
 
 def exchange(
-    emulator: RunningEmulator, code: str, overrides: dict[str, str] | None = None
+    emulator: RunningEmulator,
+    code: str,
+    overrides: dict[str, str] | None = None,
+    *,
+    account: str = "api-demo",
 ) -> requests.Response:
+    """POST to ``account``'s token endpoint (Poster's ``{account}.joinposter.com``)."""
     form = {
         "application_id": "app-17",
         "application_secret": "s3cret",
@@ -66,7 +72,12 @@ def exchange(
     }
     # Multipart form data, as Poster's docs ask and the pipeline's client sends.
     files = {name: (None, value) for name, value in form.items()}
-    return requests.post(f"{emulator.api_url}/v2/auth/access_token", files=files, timeout=5)
+    return requests.post(
+        f"{emulator.api_url}/v2/auth/access_token",
+        params={"account": account},
+        files=files,
+        timeout=5,
+    )
 
 
 def test_authorize_redirects_with_code_account_and_state(emulator: RunningEmulator) -> None:
@@ -80,7 +91,7 @@ def test_authorize_redirects_with_code_account_and_state(emulator: RunningEmulat
 
 def test_exchange_gives_a_working_token_once(emulator: RunningEmulator) -> None:
     code = callback(authorize(emulator, account="second-cafe", state="s"))["code"]
-    answer = exchange(emulator, code)
+    answer = exchange(emulator, code, account="second-cafe")
     assert answer.status_code == 200
     body = answer.json()
     assert set(body) == {"access_token", "account_number", "user", "ownerInfo"}
@@ -100,8 +111,34 @@ def test_exchange_gives_a_working_token_once(emulator: RunningEmulator) -> None:
     assert rows == expected
     accounts = requests.get(f"{emulator.control_url}/accounts", timeout=5).json()
     assert body["access_token"] in accounts[1]["tokens"]
-    reused = exchange(emulator, code).json()
+    reused = exchange(emulator, code, account="second-cafe").json()
     assert reused["error_type"] == "invalid_grant" and reused["code"] == 400
+
+
+def test_a_code_is_redeemed_only_at_the_endpoint_of_the_account_that_approved_it(
+    emulator: RunningEmulator,
+) -> None:
+    code = callback(authorize(emulator, account="second-cafe"))["code"]
+
+    for elsewhere in ("api-demo", "nobody"):
+        answer = exchange(emulator, code, account=elsewhere)
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "code": 400,
+            "error_type": "invalid_grant",
+            "error_message": "Authorization code doesn't exist",
+        }
+    # Refused elsewhere, the code still works where it belongs, for that account only.
+    answer = exchange(emulator, code, account="second-cafe")
+    assert answer.status_code == 200 and answer.json()["account_number"] == "555002"
+
+
+def test_the_token_endpoint_needs_an_account(emulator: RunningEmulator) -> None:
+    code = callback(authorize(emulator))["code"]
+    answer = exchange(emulator, code, account="")
+    assert answer.status_code == 400
+    assert {"error": 34, "field": "account"}.items() <= answer.json().items()
+    assert exchange(emulator, code).status_code == 200
 
 
 def test_urlencoded_form_is_accepted(emulator: RunningEmulator) -> None:
@@ -113,7 +150,9 @@ def test_urlencoded_form_is_accepted(emulator: RunningEmulator) -> None:
         "redirect_uri": REDIRECT,
         "code": code,
     }
-    answer = requests.post(f"{emulator.api_url}/v2/auth/access_token", data=form, timeout=5)
+    answer = requests.post(
+        f"{emulator.api_url}/v2/auth/access_token?account=api-demo", data=form, timeout=5
+    )
     assert answer.json()["account_number"] == "813932"
 
 
@@ -202,5 +241,5 @@ def test_codes_expire_after_ten_minutes() -> None:
         "code": code,
     }
     now[0] += CODE_TTL_SECONDS + 1
-    body = json.loads(bytes(service.exchange(form).body))
+    body = json.loads(bytes(service.exchange(form, endpoint_account=config.accounts[0].name).body))
     assert body["error_type"] == "invalid_grant" and "expired" in body["error_message"]

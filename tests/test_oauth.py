@@ -1,4 +1,5 @@
-"""OAuth: the authorize URL, the token answer's forms, and a round trip with the emulator."""
+"""OAuth: the authorize URL, the token endpoint, the token answer's forms (and when it does not
+add up), and a round trip with the emulator."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import requests
 
 from poster_pipeline.poster import PosterClient
 from poster_pipeline.poster.oauth import (
+    DEFAULT_TOKEN_URL,
+    OAuthAnswerError,
     OAuthError,
     authorize_url,
     exchange_code,
     parse_token_response,
+    token_url_for,
 )
 from tests.conftest import fast_settings
 
@@ -78,6 +82,45 @@ def test_an_answer_without_a_token_is_an_oauth_error(body):
         parse_token_response(200, body)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "861052:02391570ff9af128e93c5a771055ba88"},  # no account_number
+        {"access_token": "861052:02391570ff9af128e93c5a771055ba88", "account_number": ""},
+        {"access_token": "861052:02391570ff9af128e93c5a771055ba88", "account_number": None},
+        {"access_token": "861052:02391570ff9af128e93c5a771055ba88", "account_number": True},
+        # The prefix is another account's number, a longer one, or there is no prefix at all.
+        {"access_token": "861053:02391570ff9af128e93c5a771055ba88", "account_number": "861052"},
+        {"access_token": "8610521:02391570ff9af128e93c5a771055ba88", "account_number": 861052},
+        {"access_token": "02391570ff9af128e93c5a771055ba88", "account_number": "861052"},
+        {"access_token": "861052:", "account_number": "861052"},
+    ],
+)
+def test_an_answer_that_does_not_say_consistently_whose_token_it_is_is_refused(body):
+    with pytest.raises(OAuthAnswerError) as caught:
+        parse_token_response(200, body)
+    assert "02391570ff9af128" not in str(caught.value)
+
+
+def test_a_numeric_account_number_matches_the_token_prefix():
+    body = {"access_token": "861052:02391570ff9af128e93c5a771055ba88", "account_number": 861052}
+    assert parse_token_response(200, body).account_number == "861052"
+
+
+def test_the_token_url_is_the_accounts_own_endpoint():
+    """Poster's is the account's subdomain; elsewhere (the emulator) a query parameter."""
+    assert DEFAULT_TOKEN_URL == "https://{account}.joinposter.com/api/v2/auth/access_token"
+    assert token_url_for("https://joinposter.com/api") == DEFAULT_TOKEN_URL
+    assert token_url_for("https://joinposter.com/api/") == DEFAULT_TOKEN_URL
+    emulator = token_url_for("http://127.0.0.1:9/api/")
+    assert emulator.format(account="cafe") == (
+        "http://127.0.0.1:9/api/v2/auth/access_token?account=cafe"
+    )
+    assert token_url_for("http://h/{x}/api").format(account="a") == (
+        "http://h/{x}/api/v2/auth/access_token?account=a"
+    )
+
+
 def test_an_account_that_is_not_a_login_never_reaches_a_host_name():
     with pytest.raises(OAuthError, match="not a Poster account login"):
         exchange_code(
@@ -102,7 +145,7 @@ def approve(emulator, account: str, state: str) -> dict[str, str]:
 
 
 def token_url(emulator) -> str:
-    return f"{emulator.api_url}/v2/auth/access_token"
+    return token_url_for(emulator.api_url)
 
 
 def test_oauth_round_trip_gives_a_working_token(emulator):
@@ -137,6 +180,24 @@ def test_a_code_is_single_use(emulator):
     exchange_code(**exchange)
     with pytest.raises(OAuthError):
         exchange_code(**exchange)
+
+
+def test_a_code_is_refused_at_another_accounts_endpoint(emulator):
+    """A code approved by api-demo cannot become a token of second-cafe: Poster redeems it
+    only at api-demo's own endpoint."""
+    callback = approve(emulator, "api-demo", state="s")
+    exchange = dict(
+        code=callback["code"],
+        application_id=emulator.config.application_id,
+        application_secret=emulator.config.application_secret,
+        redirect_uri=REDIRECT,
+        token_url=token_url(emulator),
+    )
+    with pytest.raises(OAuthError, match="doesn't exist") as caught:
+        exchange_code(account="second-cafe", **exchange)
+    assert not isinstance(caught.value, OAuthAnswerError)
+    assert callback["code"] not in str(caught.value)
+    assert exchange_code(account="api-demo", **exchange).account_number == "813932"
 
 
 def test_a_wrong_application_secret_is_refused_without_echoing_it(emulator):

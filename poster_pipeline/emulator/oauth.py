@@ -2,11 +2,17 @@
 
 There is no login page: ``GET /api/auth`` approves at once, for the account named by the
 emulator-only ``account`` parameter (default: the first account), and redirects to
-``redirect_uri?code=…&account=…[&state=…]`` (§4.2). ``POST /api/v2/auth/access_token``
-trades the code for a new token of that account, answered in §4.3's shape (no ``response``
-wrapper). Codes are single-use and live ten minutes. Error bodies follow the two forms Poster
-documents: the flat ``{"error": 143, "message", "field"}`` for the application's
+``redirect_uri?code=…&account=…[&state=…]`` (§4.2). ``POST /api/v2/auth/access_token
+?account=NAME`` trades the code for a new token of that account, answered in §4.3's shape (no
+``response`` wrapper). Codes are single-use and live ten minutes. Error bodies follow the two
+forms Poster documents: the flat ``{"error": 143, "message", "field"}`` for the application's
 credentials and missing fields, ``{"code", "error_type", "error_message"}`` for the grant.
+
+Poster's token endpoint is the account's own host, ``{account}.joinposter.com`` (§4.3); the
+emulator serves every account on one host, so the ``account`` query parameter stands in for
+the host. A code is bound to the account that approved it, as on Poster: redeemed at another
+account's endpoint it "doesn't exist" (``invalid_grant``). That binding is what lets the
+pipeline trust the account it stores a token under, so the emulator must not be laxer.
 """
 
 from __future__ import annotations
@@ -98,12 +104,20 @@ class OAuthService:
         return RedirectResponse(f"{redirect_uri}{separator}{urlencode(params)}", status_code=302)
 
     async def access_token(self, request: Request) -> Response:
-        """Exchange a code for a token (§4.3); the body is form data (urlencoded or multipart)."""
+        """Exchange a code for a token (§4.3); the body is form data (urlencoded or multipart),
+        the ``account`` query parameter names whose endpoint this is."""
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        return self.exchange(fields)
+        return self.exchange(fields, endpoint_account=request.query_params.get("account", ""))
 
-    def exchange(self, form: Mapping[str, str]) -> Response:
+    def exchange(self, form: Mapping[str, str], *, endpoint_account: str) -> Response:
+        """The token endpoint of ``endpoint_account`` (Poster's ``{account}.joinposter.com``)."""
+        if not endpoint_account:
+            return _flat_error(
+                34,
+                "account is required: it stands for the host {account}.joinposter.com",
+                "account",
+            )
         # The legacy endpoint's client_id/client_secret names are accepted too (§4.4).
         application_id = form.get("application_id") or form.get("client_id")
         secret = form.get("application_secret") or form.get("client_secret")
@@ -125,7 +139,12 @@ class OAuthService:
         if form["grant_type"] != "authorization_code":
             return _grant_error("unsupported_grant_type", "grant_type must be authorization_code")
         grant = self._grants.get(form["code"])
-        if grant is None or grant.application_id != application_id:
+        # Another account's endpoint does not know the code: the same answer as an unknown one.
+        if (
+            grant is None
+            or grant.application_id != application_id
+            or grant.account != endpoint_account
+        ):
             return _grant_error("invalid_grant", "Authorization code doesn't exist")
         if grant.used:
             return _grant_error("invalid_grant", "Authorization code has already been used")

@@ -1,24 +1,37 @@
 """OAuth connect: a restaurant approves the Poster application and its account is connected.
 
-1. ``GET /api/poster/oauth/authorize`` stores a fresh, single-use state (hashed, 10 minutes)
-   and redirects to Poster's authorize page (poster-api.md §4.1).
+1. ``GET /api/poster/oauth/authorize`` stores a fresh, single-use state bound to a fresh
+   browser key (both hashed, 10 minutes), puts the browser key in an ``HttpOnly``,
+   ``SameSite=Lax`` cookie scoped to the OAuth paths, and redirects to Poster's authorize page
+   with the state (poster-api.md §4.1).
 2. Poster redirects the browser to ``POSTER_REDIRECT_URI`` = ``GET /api/poster/oauth/callback
-   ?code=…&account=…&state=…``; the callback spends the state, trades the code for a token
-   (§4.3), stores the token encrypted (``accounts``, ``auth_method`` ``oauth``; a connected
-   account gets the new token and is reactivated) and says so on a small page.
+   ?code=…&account=…&state=…``; the callback spends the state, and goes on only if the
+   browser's cookie holds the key the state was issued with. It trades the code for a token at
+   the account's own token endpoint (§4.3), stores the token encrypted under the login that
+   endpoint vouched for (:meth:`~poster_pipeline.warehouse.accounts.AccountStore.connect`),
+   clears the cookie and says what happened on a small page.
+
+Why both checks: the state proves this server started the authorization; the cookie proves
+this browser did, so a callback link passed to someone else (login CSRF) connects nothing. The
+``account`` of the link is only a claim; the account's endpoint redeems only codes its own
+restaurant approved, and the answer's account number must match the token and the login's
+stored number, so a code cannot be stored under another restaurant's login.
+
+Poster's documentation does not promise to send ``state`` back (integrations report it does
+not; the emulator does): without one, the callback spends the pending state of the browser's
+cookie instead. That cannot tell Poster's redirect from a stranger's state-less link opened by
+a browser in the middle of its own connection; such a link can only connect the stranger's
+restaurant under its own login, and the page names it.
 
 Nothing more is needed for the data to follow: the ``account_partitions`` sensor adds the
 account's partition within 15 s, and smart sync asks for a full sync of every entity of an
-account that was never synced.
-
-The state also travels in a short-lived ``HttpOnly`` cookie scoped to the OAuth paths: Poster's
-documentation does not promise to send ``state`` back (the emulator does), and the cookie lets
-the callback find it either way. Pages are plain HTML, escaped, never cached, and never show
-the code, the token or the application secret.
+account that was never synced. Pages are plain HTML, escaped, never cached, and never show
+the code, the token, the cookie or the application secret; neither do the logs.
 """
 
 from __future__ import annotations
 
+import enum
 import html
 import logging
 from collections.abc import Callable, Mapping
@@ -39,14 +52,26 @@ from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 from poster_pipeline.poster.client import DEFAULT_API_URL
 from poster_pipeline.poster.login import check_account_login
 from poster_pipeline.poster.oauth import (
-    DEFAULT_TOKEN_URL,
+    OAuthAnswerError,
     OAuthError,
     OAuthToken,
     authorize_url,
     exchange_code,
+    token_url_for,
 )
-from poster_pipeline.warehouse.accounts import AccountStore, TokenCipher, cipher_for
-from poster_pipeline.warehouse.oauth_states import STATE_TTL, consume_state, issue_state
+from poster_pipeline.warehouse.accounts import (
+    AccountConflict,
+    AccountNumberTaken,
+    AccountStore,
+    TokenCipher,
+    cipher_for,
+)
+from poster_pipeline.warehouse.oauth_states import (
+    STATE_TTL,
+    StateCheck,
+    consume_state,
+    issue_state,
+)
 
 __all__ = [
     "AUTHORIZE_PATH",
@@ -55,7 +80,6 @@ __all__ = [
     "OAuthApplication",
     "OAuthConnect",
     "oauth_routes",
-    "token_url_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,16 +98,6 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _START_AGAIN = (AUTHORIZE_PATH, "Start again")
-
-
-def token_url_for(api_url: str) -> str:
-    """Where to exchange a code: the account's own host for the real Poster (§4.3), else
-    ``{api_url}/v2/auth/access_token`` (the emulator, a proxy)."""
-    base = api_url.rstrip("/")
-    if base == DEFAULT_API_URL:
-        return DEFAULT_TOKEN_URL
-    # exchange_code formats the URL with {account}; braces of the base are literal.
-    return base.replace("{", "{{").replace("}", "}}") + "/v2/auth/access_token"
 
 
 def _page(
@@ -110,14 +124,19 @@ def _redact(message: str, *secrets: str) -> str:
     return message
 
 
-class _ExchangeFailed(Exception):
-    """The code exchange failed: Poster refused it, or could not be reached (``unreachable``:
-    no answer, or a server error)."""
+class _Failure(enum.Enum):
+    REFUSED = "refused"  # Poster said no (a bad, used or foreign code; wrong credentials)
+    UNREACHABLE = "unreachable"  # no answer, or a server error
+    INCONSISTENT = "inconsistent"  # a token, but not clearly of this account
 
-    def __init__(self, message: str, *, unreachable: bool) -> None:
+
+class _ExchangeFailed(Exception):
+    """The code exchange failed; ``failure`` says how, ``message`` is safe to show."""
+
+    def __init__(self, message: str, *, failure: _Failure) -> None:
         super().__init__(message)
         self.message = message
-        self.unreachable = unreachable
+        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -187,105 +206,152 @@ class OAuthConnect:
             f"The operator must set {', '.join(missing)} and restart the server.",
         )
 
+    def _secure_cookie(self, request: Request) -> bool:
+        """``Secure`` when the browser talks HTTPS to us now or will on the callback (behind a
+        TLS proxy the request itself may look like plain HTTP)."""
+        assert self._app.redirect_uri
+        return request.url.scheme == "https" or self._app.redirect_uri.startswith("https://")
+
     async def authorize(self, request: Request) -> Response:
-        """Redirect to Poster's authorize page with a new state."""
+        """Redirect to Poster's authorize page with a new state, bound to this browser by a
+        new key in its cookie (a browser that starts again gets a new key: the last start
+        wins)."""
         if (refusal := self._not_configured()) is not None:
             return refusal
         assert self._app.application_id and self._app.redirect_uri
         try:
-            state = await self._database.run(partial(issue_state, now=self._clock()))
+            issued = await self._database.run(partial(issue_state, now=self._clock()))
         except DatabaseUnavailable:
             return _unavailable()
         url = authorize_url(
             application_id=self._app.application_id,
             redirect_uri=self._app.redirect_uri,
-            state=state,
+            state=issued.state,
             base_url=self._app.api_url,
         )
         response = RedirectResponse(url, 302, headers={"Cache-Control": "no-store"})
         response.set_cookie(
             STATE_COOKIE,
-            state,
+            issued.browser_key,
             max_age=int(STATE_TTL.total_seconds()),
             path=_COOKIE_PATH,
-            secure=self._app.redirect_uri.startswith("https://"),
+            secure=self._secure_cookie(request),
             httponly=True,
             samesite="lax",  # sent on Poster's top-level redirect back to the callback
         )
         return response
 
     async def callback(self, request: Request) -> Response:
-        """Check the state, exchange the code, store the token, and say what follows."""
+        """Check the state and the browser, exchange the code, store the token, and say what
+        follows.
+
+        The cookie is cleared once its own authorization is over (spent by this callback,
+        whatever the outcome of the exchange, or found dead). It is kept when the link was
+        another browser's or carried an unknown state: this browser may still have a
+        connection of its own in progress, which such a link must not break.
+        """
         if (refusal := self._not_configured()) is not None:
             return refusal
-        response = await self._connect(request.query_params, request.cookies)
-        response.delete_cookie(STATE_COOKIE, path=_COOKIE_PATH)
+        response, spent = await self._connect(request.query_params, request.cookies)
+        if spent:
+            response.delete_cookie(
+                STATE_COOKIE,
+                path=_COOKIE_PATH,
+                secure=self._secure_cookie(request),
+                httponly=True,
+                samesite="lax",
+            )
         return response
 
-    async def _connect(self, query: Mapping[str, str], cookies: Mapping[str, str]) -> Response:
+    async def _connect(
+        self, query: Mapping[str, str], cookies: Mapping[str, str]
+    ) -> tuple[Response, bool]:
+        """The page, and whether this browser's authorization is over (clear its cookie)."""
         code = query.get("code", "")
         account = query.get("account", "")
         missing = [name for name, value in (("code", code), ("account", account)) if not value]
         if missing:
-            return _page(
+            page = _page(
                 400,
                 "Not a Poster authorization",
                 f"The link lacks {' and '.join(missing)}. Open it from Poster, or start again.",
                 link=_START_AGAIN,
             )
+            return page, False
         try:
             check_account_login(account)
         except ValueError:
-            return _page(400, "Not a Poster account", "The link names no valid Poster account.")
-        state = query.get("state") or cookies.get(STATE_COOKIE)
-        if not state:
-            return _page(
+            page = _page(400, "Not a Poster account", "The link names no valid Poster account.")
+            return page, False
+        state = query.get("state") or None
+        browser_key = cookies.get(STATE_COOKIE) or None
+        if state is None and browser_key is None:
+            page = _page(
                 400,
                 "Authorization not recognised",
-                "The link carries no state: start the connection from this server, in this "
-                "browser.",
+                "The link carries no state and this browser has no connection in progress: "
+                "start the connection from this server, in this browser.",
                 link=_START_AGAIN,
             )
+            return page, False
         try:
-            spent = await self._database.run(partial(consume_state, state=state, now=self._clock()))
-            if not spent:
-                log.warning(
-                    "OAuth: refused a callback for account %s: unknown, expired or used state",
-                    account,
-                )
-                return _page(
-                    400,
-                    "Link expired",
-                    "This link was already used or has expired; start again.",
-                    link=_START_AGAIN,
-                )
-            try:
-                token = await run_in_threadpool(self._exchange, code, account)
-            except _ExchangeFailed as exc:
-                if exc.unreachable:
-                    log.error("OAuth: Poster's token endpoint failed (%s): %s", account, exc)
-                    return _page(
-                        502,
-                        "Poster is unreachable",
-                        f"Poster did not complete the authorization ({exc.message}). Try "
-                        "again in a few minutes.",
-                        link=_START_AGAIN,
-                    )
-                log.warning("OAuth: Poster refused the code of account %s: %s", account, exc)
-                return _page(
-                    400,
-                    "Poster refused the authorization",
-                    exc.message,
-                    link=_START_AGAIN,
-                )
+            check = await self._database.run(
+                partial(consume_state, state=state, browser_key=browser_key, now=self._clock())
+            )
+        except DatabaseUnavailable:
+            return _unavailable(), False
+        if check is StateCheck.UNKNOWN:
+            log.warning(
+                "OAuth: refused a callback for account %s: unknown, expired or used state",
+                account,
+            )
+            page = _page(
+                400,
+                "Link expired",
+                "This link was already used or has expired; start again.",
+                link=_START_AGAIN,
+            )
+            return page, state is None  # without a state, it is the cookie that led nowhere
+        if check is StateCheck.OTHER_BROWSER:
+            log.warning(
+                "OAuth: refused a callback for account %s: its state was issued to another "
+                "browser (%s); the state is spent",
+                account,
+                "no cookie" if browser_key is None else "another browser's cookie",
+            )
+            page = _page(
+                400,
+                "Started in another browser",
+                "This connection was started in another browser, or this browser started "
+                "another one since, or did not keep its cookie. This link cannot be used "
+                "again: start the connection again in this browser.",
+                link=_START_AGAIN,
+            )
+            return page, False
+        return await self._complete(code, account), True
+
+    async def _complete(self, code: str, account: str) -> Response:
+        """Exchange the code of an accepted callback and store the token; the page says how
+        it went."""
+        try:
+            token = await run_in_threadpool(self._exchange, code, account)
+        except _ExchangeFailed as exc:
+            return _exchange_failed(exc, account)
+        try:
             await self._database.run(partial(self._store, account, token, self._clock()))
         except DatabaseUnavailable:
             return _unavailable()
-        except ValueError as exc:  # the token is another restaurant's than this login's
+        except AccountConflict as exc:  # the login or the number is another restaurant's
             log.warning("OAuth: refused to store the token of account %s: %s", account, exc)
-            return _page(
-                400, "This authorization is for another restaurant", str(exc), link=_START_AGAIN
+            title = (
+                "This restaurant is already connected"
+                if isinstance(exc, AccountNumberTaken)
+                else "This authorization is for another restaurant"
             )
+            return _page(409, title, f"{exc} Nothing was stored.", link=_START_AGAIN)
+        except ValueError as exc:  # the store's own check of the token against the number
+            failed = _ExchangeFailed(str(exc), failure=_Failure.INCONSISTENT)
+            return _exchange_failed(failed, account)
         log.info(
             "OAuth: connected account %s (Poster account number %s)",
             account,
@@ -319,22 +385,47 @@ class OAuthConnect:
                     session=session,
                 )
             except OAuthError as exc:
-                # The login was checked, so no answer at all means no connection.
-                unreachable = not statuses or statuses[-1] >= 500
                 message = _redact(str(exc), code, self._app.application_secret)
-                raise _ExchangeFailed(message, unreachable=unreachable) from None
+                if isinstance(exc, OAuthAnswerError):
+                    failure = _Failure.INCONSISTENT
+                # The login was checked, so no answer at all means no connection.
+                elif not statuses or statuses[-1] >= 500:
+                    failure = _Failure.UNREACHABLE
+                else:
+                    failure = _Failure.REFUSED
+                raise _ExchangeFailed(message, failure=failure) from None
 
     def _store(self, account: str, token: OAuthToken, now: datetime, engine: Engine) -> None:
-        """Create or reactivate the account with its new token (worker thread)."""
+        """Connect the account Poster vouched for with its new token (worker thread)."""
         if self._cipher is None:
             self._cipher = cipher_for(self._token_key, self._data_dir)
-        AccountStore(engine, self._cipher).add(
-            account,
-            token.access_token,
-            now=now,
-            auth_method="oauth",
-            account_number=token.account_number,
+        AccountStore(engine, self._cipher).connect(
+            account, token.access_token, account_number=token.account_number, now=now
         )
+
+
+def _exchange_failed(exc: _ExchangeFailed, account: str) -> Response:
+    """The page, and the log line, of a failed code exchange."""
+    if exc.failure is _Failure.UNREACHABLE:
+        log.error("OAuth: Poster's token endpoint failed (%s): %s", account, exc)
+        return _page(
+            502,
+            "Poster is unreachable",
+            f"Poster did not complete the authorization ({exc.message}). Try again in a few "
+            "minutes.",
+            link=_START_AGAIN,
+        )
+    if exc.failure is _Failure.INCONSISTENT:
+        log.error("OAuth: refused Poster's token answer for account %s: %s", account, exc)
+        return _page(
+            502,
+            "Poster's answer did not add up",
+            f"{exc.message}. Nothing was stored. Start again; if it happens again, tell the "
+            "operator.",
+            link=_START_AGAIN,
+        )
+    log.warning("OAuth: Poster refused the code of account %s: %s", account, exc)
+    return _page(400, "Poster refused the authorization", exc.message, link=_START_AGAIN)
 
 
 def _unavailable() -> Response:

@@ -3,9 +3,15 @@
 1. Send the user to :func:`authorize_url`; Poster asks them to approve the application.
 2. Poster redirects to ``redirect_uri?code=...&account=...`` (the ``state`` you passed comes
    back too on the emulator; check it before step 3).
-3. :func:`exchange_code` posts the code as form data to
-   ``https://{account}.joinposter.com/api/v2/auth/access_token`` and returns the token, valid
-   for two years, with no refresh token.
+3. :func:`exchange_code` posts the code as form data to the account's own endpoint,
+   ``https://{account}.joinposter.com/api/v2/auth/access_token`` (:func:`token_url_for`), and
+   returns the token, valid for two years, with no refresh token.
+
+The ``account`` of the callback's query is only a claim: anyone can edit a link. It is the
+account's own endpoint that vouches for it, since Poster redeems a code only at the endpoint
+of the account that approved it; and the answer's ``account_number`` must be the token's
+prefix (tokens are ``{account_number}:{32 hex}``, poster-api.md §1.2), or the answer is
+refused as :class:`OAuthAnswerError`.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from poster_pipeline.poster.login import check_account_login
 
 __all__ = [
     "DEFAULT_TOKEN_URL",
+    "OAuthAnswerError",
     "OAuthError",
     "OAuthToken",
     "authorize_url",
     "exchange_code",
     "parse_token_response",
+    "token_url_for",
 ]
 
 DEFAULT_TOKEN_URL = "https://{account}.joinposter.com/api/v2/auth/access_token"
@@ -45,6 +53,30 @@ class OAuthError(Exception):
         where = f" (field {field})" if field else ""
         what = f" [Poster error {code}]" if code is not None else ""
         super().__init__(f"Poster OAuth: {message}{where}{what}")
+
+
+class OAuthAnswerError(OAuthError):
+    """Poster answered the code exchange with a token, but the answer does not say for whom
+    consistently (no ``account_number``, a token not prefixed with it, another login). Nothing
+    of such an answer may be stored; the message never shows the token."""
+
+
+def token_url_for(api_url: str) -> str:
+    """The account's own token endpoint, a template with ``{account}`` for
+    :func:`exchange_code`.
+
+    On the real Poster (``api_url`` is :data:`~poster_pipeline.poster.client.DEFAULT_API_URL`)
+    that is the account's subdomain (§4.3). Elsewhere (the emulator, which serves every
+    account on one host) the account travels as a query parameter:
+    ``{api_url}/v2/auth/access_token?account={account}``.
+    """
+    base = api_url.rstrip("/")
+    if base == DEFAULT_API_URL:
+        return DEFAULT_TOKEN_URL
+    # exchange_code formats the URL with {account}; braces of the base are literal.
+    escaped = base.replace("{", "{{").replace("}", "}}")
+    separator = "&" if "?" in base else "?"
+    return f"{escaped}/v2/auth/access_token{separator}account={{account}}"
 
 
 @dataclass(frozen=True)
@@ -99,10 +131,18 @@ def parse_token_response(status: int, body: Any) -> OAuthToken:
         raise OAuthError(f"HTTP {status} without an access_token")
     if status >= 400:
         raise OAuthError(f"HTTP {status}")
-    number = body.get("account_number") or token.split(":", 1)[0]
+    number = body.get("account_number")
+    if isinstance(number, bool) or not isinstance(number, (str, int)) or not str(number).strip():
+        raise OAuthAnswerError("the token answer does not say which account it is for")
+    number = str(number).strip()
+    if token.partition(":")[0] != number or not token.partition(":")[2]:
+        # Never echo the token, not even its prefix: a token without ":" is all prefix.
+        raise OAuthAnswerError(
+            f"the token answer is for account number {number}, but its token is not"
+        )
     return OAuthToken(
         access_token=token,
-        account_number=str(number),
+        account_number=number,
         account=body.get("account") if isinstance(body.get("account"), str) else None,
         user=body.get("user") or {},
         owner_info=body.get("ownerInfo") or {},
@@ -121,11 +161,15 @@ def exchange_code(
     timeout: float = 20.0,
     session: requests.Session | None = None,
 ) -> OAuthToken:
-    """Trade the callback's ``code`` for an access token.
+    """Trade the callback's ``code`` for an access token of ``account``.
 
-    ``token_url`` may contain ``{account}`` (the real host is the account's subdomain); the
-    emulator's is ``http://127.0.0.1:PORT/api/v2/auth/access_token``. The body is sent as
-    multipart form data, as Poster's docs ask ("в формате form-data").
+    ``token_url`` contains ``{account}``: the exchange is made at the account's own endpoint
+    (:func:`token_url_for`), so a code another account approved is refused there, and the
+    returned token is one Poster vouches is ``account``'s. The body is sent as multipart form
+    data, as Poster's docs ask ("в формате form-data").
+
+    Raises :class:`OAuthError` when Poster refuses or cannot be reached, and
+    :class:`OAuthAnswerError` when its answer is inconsistent.
     """
     try:
         check_account_login(account)  # it becomes part of a host name
@@ -154,10 +198,14 @@ def exchange_code(
     except ValueError:
         body = None
     result = parse_token_response(response.status_code, body)
+    if result.account is not None and result.account.lower() != account.lower():
+        raise OAuthAnswerError(
+            f"the token answer of account {account}'s endpoint names another account"
+        )
     return OAuthToken(
         access_token=result.access_token,
         account_number=result.account_number,
-        account=result.account or account,
+        account=account,
         user=result.user,
         owner_info=result.owner_info,
         tariff=result.tariff,

@@ -3,6 +3,11 @@
 ``POSTER_TOKEN_KEY`` holds one Fernet key, or several separated by commas to rotate keys: the
 first encrypts, all decrypt (``MultiFernet``). Tokens are decrypted only when a sync needs one
 and never appear in an ``Account``, a log line or an error.
+
+One login is one restaurant: a login keeps the Poster account number it was first connected
+with, and :meth:`AccountStore.connect` (OAuth) will not give a second active login the number
+of a restaurant already connected, so two partitions never hold one restaurant's data and one
+partition never mixes two restaurants'.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from poster_pipeline.warehouse.schema import accounts
 
 __all__ = [
     "Account",
+    "AccountConflict",
     "AccountError",
+    "AccountNumberMismatch",
+    "AccountNumberTaken",
     "AccountStore",
     "TokenCipher",
     "cipher_for",
@@ -34,6 +42,28 @@ log = logging.getLogger(__name__)
 
 class AccountError(LookupError):
     """An account is unknown, inactive, or its token cannot be decrypted."""
+
+
+class AccountConflict(ValueError):
+    """A token cannot be stored under this login without mixing two restaurants; nothing was
+    stored. The message names logins and account numbers, never the token."""
+
+
+class AccountNumberMismatch(AccountConflict):
+    """The login is already connected with another Poster account number."""
+
+
+class AccountNumberTaken(AccountConflict):
+    """The Poster account number is already connected under another active login."""
+
+    def __init__(self, message: str, *, other_account: str) -> None:
+        super().__init__(message)
+        self.other_account = other_account
+
+
+# Serialises connect() across processes on PostgreSQL, so two logins cannot both claim one
+# account number (pg_advisory_xact_lock takes a 64-bit key; this one reads "poster:a").
+_CONNECT_LOCK = 0x706F737465723A61
 
 
 class TokenCipher:
@@ -135,16 +165,74 @@ class AccountStore:
                 sa.select(accounts.c.account_number).where(accounts.c.account == account)
             ).scalar_one_or_none()
             if known and account_number and known != account_number:
-                raise ValueError(
-                    f"this token is for Poster account number {account_number}, but {account} "
-                    f"is account number {known}: refusing to mix two restaurants' data"
-                )
+                raise _number_mismatch(account, known, account_number)
             updated = conn.execute(
                 sa.update(accounts).where(accounts.c.account == account).values(**values)
             ).rowcount
             if not updated:
                 conn.execute(
                     sa.insert(accounts).values(account=account, connected_at=now, **values)
+                )
+        return self.get(account)
+
+    def connect(self, account: str, token: str, *, account_number: str, now: datetime) -> Account:
+        """Store the OAuth token Poster issued for ``account`` (account number
+        ``account_number``, from Poster's answer): connect the login, or give a connected one
+        its new token and reactivate it.
+
+        A reconnection keeps what the login already had: its account number (a different one
+        is refused, :class:`AccountNumberMismatch`), its time zone and its ``connected_at``.
+        A number connected under another *active* login is refused
+        (:class:`AccountNumberTaken`); under an inactive one it is not, so a restaurant can
+        move to a new login once the old one is deactivated. A token that does not start with
+        ``account_number`` is a ``ValueError``. Nothing is stored when this raises.
+        """
+        check_account_login(account)
+        token = (token or "").strip()
+        if not token:
+            raise ValueError("the access token is empty")
+        if not account_number or token.partition(":")[0] != account_number:
+            raise ValueError(f"the token is not one of Poster account number {account_number}")
+        encrypted = self._cipher.encrypt(token)
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CONNECT_LOCK)))
+            known = conn.execute(
+                sa.select(accounts.c.account_number).where(accounts.c.account == account)
+            ).one_or_none()
+            if known is not None and known.account_number not in (None, account_number):
+                raise _number_mismatch(account, known.account_number, account_number)
+            other = conn.execute(
+                sa.select(accounts.c.account)
+                .where(
+                    accounts.c.account_number == account_number,
+                    accounts.c.account != account,
+                    accounts.c.is_active,
+                )
+                .order_by(accounts.c.account)
+                .limit(1)
+            ).scalar_one_or_none()
+            if other is not None:
+                raise AccountNumberTaken(
+                    f"Poster account number {account_number} is already connected as {other}: "
+                    f"refusing to sync one restaurant under two logins. Deactivate {other} "
+                    f"first to connect it as {account}.",
+                    other_account=other,
+                )
+            values = {
+                "account_number": account_number,
+                "token_encrypted": encrypted,
+                "auth_method": "oauth",
+                "is_active": True,
+                "updated_at": now,
+            }
+            if known is None:
+                conn.execute(
+                    sa.insert(accounts).values(account=account, connected_at=now, **values)
+                )
+            else:
+                conn.execute(
+                    sa.update(accounts).where(accounts.c.account == account).values(**values)
                 )
         return self.get(account)
 
@@ -191,6 +279,13 @@ class AccountStore:
             ).rowcount
         if not done:
             raise AccountError(f"no account {account!r} is connected")
+
+
+def _number_mismatch(account: str, known: str, offered: str) -> AccountNumberMismatch:
+    return AccountNumberMismatch(
+        f"this token is for Poster account number {offered}, but {account} is account number "
+        f"{known}: refusing to mix two restaurants' data"
+    )
 
 
 _ACCOUNT_COLUMNS = sa.select(

@@ -257,6 +257,12 @@ oauth_states = sa.Table(
         primary_key=True,
         comment="SHA-256 of the state, hex; the state itself is never stored",
     ),
+    sa.Column(
+        "browser_hash",
+        sa.Text(),
+        nullable=False,
+        comment="SHA-256 of the browser key in the cookie of the browser that started it",
+    ),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("expires_at", TIMESTAMP, nullable=False),
     sa.Column("used_at", TIMESTAMP, comment="when a callback spent it; NULL while unused"),

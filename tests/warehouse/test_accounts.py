@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +10,8 @@ from cryptography.fernet import Fernet
 
 from poster_pipeline.warehouse.accounts import (
     AccountError,
+    AccountNumberMismatch,
+    AccountNumberTaken,
     AccountStore,
     TokenCipher,
     load_or_create_key,
@@ -87,3 +89,97 @@ def test_a_token_of_another_restaurant_never_replaces_an_accounts_token(store, a
     with pytest.raises(ValueError, match="account number 999999"):
         store.add(account, "999999:" + "b" * 32, now=NOW)
     assert store.token(account) == TOKEN
+
+
+# --- connect (OAuth): the login and the number Poster vouched for --------------------------
+
+LATER = NOW + timedelta(days=30)
+
+
+def number_of(account: str) -> str:
+    """A Poster account number no other test of the module uses (they share a warehouse)."""
+    return str(700000 + int(account.rsplit("-", 1)[1]))
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite gives timestamps back without their (UTC) zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def token_of(number: str, fill: str = "a") -> str:
+    return f"{number}:{fill * 32}"
+
+
+def test_connect_stores_an_oauth_account(store, account):
+    number = number_of(account)
+    connected = store.connect(account, token_of(number), account_number=number, now=NOW)
+    assert (connected.account_number, connected.auth_method, connected.is_active) == (
+        number,
+        "oauth",
+        True,
+    )
+    assert utc(connected.connected_at) == NOW and connected.time_zone is None
+    assert store.token(account) == token_of(number)
+
+
+def test_reconnecting_keeps_the_time_zone_and_the_connection_date(store, account):
+    number = number_of(account)
+    store.add(account, token_of(number), now=NOW, time_zone="Europe/Kyiv")
+    store.deactivate(account, now=NOW)
+
+    again = store.connect(account, token_of(number, "b"), account_number=number, now=LATER)
+
+    assert (again.time_zone, utc(again.connected_at)) == ("Europe/Kyiv", NOW)
+    assert (again.is_active, again.auth_method, again.account_number) == (True, "oauth", number)
+    assert store.token(account) == token_of(number, "b")
+
+
+def test_a_login_without_a_number_gets_posters(store, account):
+    store.add(account, "a-token-without-its-number", now=NOW)
+    assert store.get(account).account_number is None
+    number = number_of(account)
+    assert (
+        store.connect(account, token_of(number), account_number=number, now=LATER).account_number
+        == number
+    )
+
+
+def test_a_login_keeps_its_account_number(store, account):
+    number = number_of(account)
+    store.add(account, token_of(number), now=NOW, time_zone="UTC")
+    other = str(int(number) + 500000)  # no test's number
+
+    with pytest.raises(AccountNumberMismatch, match=f"{account} is account number {number}"):
+        store.connect(account, token_of(other), account_number=other, now=LATER)
+
+    assert store.token(account) == token_of(number)
+    assert store.get(account).auth_method == "personal"
+
+
+def test_a_number_connected_under_another_active_login_is_refused(store, account):
+    number = number_of(account)
+    first = f"{account}-first"
+    store.connect(first, token_of(number), account_number=number, now=NOW)
+
+    with pytest.raises(AccountNumberTaken, match=f"already connected as {first}") as caught:
+        store.connect(account, token_of(number, "b"), account_number=number, now=LATER)
+    assert caught.value.other_account == first
+    assert token_of(number, "b") not in str(caught.value)
+    with pytest.raises(AccountError):
+        store.get(account)  # nothing stored
+    assert store.token(first) == token_of(number)
+
+    # Once the old login is deactivated, the restaurant may connect under the new one.
+    store.deactivate(first, now=LATER)
+    store.connect(account, token_of(number, "b"), account_number=number, now=LATER)
+    assert store.token(account) == token_of(number, "b")
+
+
+@pytest.mark.parametrize("token", ["999999:" + "c" * 32, "c" * 32, ""])
+def test_connect_refuses_a_token_that_is_not_of_the_number(store, account, token):
+    number = number_of(account)
+    with pytest.raises(ValueError) as caught:
+        store.connect(account, token, account_number=number, now=NOW)
+    assert "c" * 32 not in str(caught.value)
+    with pytest.raises(AccountError):
+        store.get(account)
