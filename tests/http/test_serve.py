@@ -47,7 +47,7 @@ def test_serve_says_when_the_warehouse_is_unreachable():
     assert "hunter2" not in result.output
 
 
-@pytest.mark.parametrize("server", [1, 2], indirect=True, ids=["one worker", "two workers"])
+@pytest.mark.parametrize("served", [1, 2], indirect=True, ids=["one worker", "two workers"])
 def test_a_served_receiver_queues_a_signed_hook(server: str, engine: Engine):
     answer = httpx.post(f"{server}{WEBHOOKS}", json=hook(object="category", object_id=12))
     assert (answer.status_code, answer.json()) == (200, {"status": "accept"})
