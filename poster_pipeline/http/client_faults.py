@@ -110,10 +110,11 @@ def _describe(request: Request) -> str:
 
 def client_left(request: Request, exc: Exception) -> Response:
     """Exception handler for :class:`~starlette.requests.ClientDisconnect`: the connection
-    closed or was reset before the body arrived. The answer goes nowhere; it exists because
-    an ASGI handler must return one."""
+    closed or was reset before the app had read the whole body (uvicorn drops what it had
+    buffered but not handed over). The answer goes nowhere; it exists because an exception
+    handler must return one."""
     log.info(
-        "a client left before its request body arrived, nothing stored: %s", _describe(request)
+        "a client left before its request body was read, nothing stored: %s", _describe(request)
     )
     return JSONResponse({"status": "error", "error": "the request body did not arrive"}, 400)
 
