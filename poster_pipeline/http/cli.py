@@ -22,8 +22,9 @@ from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 
 __all__ = ["APP_FACTORY", "serve_command"]
 
-#: What each uvicorn worker process imports when ``--workers`` is above 1.
-APP_FACTORY = "poster_pipeline.http.receiver:create_app"
+#: What each uvicorn worker process imports when ``--workers`` is above 1: the receiver, in a
+#: process that exits when this one does, even by SIGKILL (see :mod:`poster_pipeline.http.worker`).
+APP_FACTORY = "poster_pipeline.http.worker:create_worker_app"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 

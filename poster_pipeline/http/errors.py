@@ -1,7 +1,9 @@
 """The receiver's error answers: small JSON bodies, never a traceback or a stored value.
 
 Endpoints raise; the handlers here turn each error type into its status code, so an endpoint
-reads as the happy path and every failure has exactly one rendering.
+reads as the happy path and every failure has exactly one rendering. What the client did (left
+mid-body, sent too slowly) is handled in :mod:`~poster_pipeline.http.client_faults`: one log
+line, no traceback. Only our own faults reach :func:`_internal` and the server's traceback.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
+from poster_pipeline.http.client_faults import SlowBody, client_left, too_slow
 from poster_pipeline.http.database import DatabaseUnavailable
 
 __all__ = ["RETRY_AFTER_SECONDS", "RequestRejected", "exception_handlers"]
@@ -66,5 +69,7 @@ def exception_handlers() -> dict[type[Exception], ExceptionHandler]:
         RequestRejected: _rejected,
         HTTPException: _http_error,
         DatabaseUnavailable: _unavailable,
+        ClientDisconnect: client_left,
+        SlowBody: too_slow,
         Exception: _internal,
     }

@@ -6,6 +6,8 @@
   sync, stored as ``ignored`` with a reason (an object or account the pipeline does not sync,
   a test hook, an unknown action), or already stored (a duplicate delivery is stored once);
 - 401 for a bad signature; 400/413/415/422 for a request that is not a Poster webhook;
+- 408 when the body has not arrived within ``body_timeout_seconds`` (a body that stops
+  arriving is never stored nor answered 2xx: see :mod:`~poster_pipeline.http.client_faults`);
 - 503 ``{"status":"unavailable"}`` with ``Retry-After`` when the warehouse is down, quickly.
 
 Poster retries an unanswered hook 15 times over two days and holds back newer hooks meanwhile
@@ -29,6 +31,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,6 +47,7 @@ from poster_pipeline.http.bodies import (
     media_type,
     webhook_from,
 )
+from poster_pipeline.http.client_faults import BodyDeadline
 from poster_pipeline.http.database import DatabaseGate, receiver_engine
 from poster_pipeline.http.errors import RequestRejected, exception_handlers
 from poster_pipeline.http.health import Health
@@ -183,4 +187,6 @@ def create_app(settings: ReceiverSettings | None = None, engine: Engine | None =
         lifespan=lifespan,
         # Counts the bytes actually received (a Content-Length may lie) and answers 413.
         max_body_size=settings.max_body_bytes,
+        # Inside the size limit, so that its 408 goes through the exception handlers.
+        middleware=[Middleware(BodyDeadline, seconds=settings.body_timeout_seconds)],
     )

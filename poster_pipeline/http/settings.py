@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from poster_pipeline.http.client_faults import BODY_TIMEOUT_SECONDS
 from poster_pipeline.poster.client import DEFAULT_API_URL
 from poster_pipeline.settings import DEFAULT_DATA_DIR, Settings
 
@@ -26,6 +27,8 @@ class ReceiverSettings:
       :func:`~poster_pipeline.http.receiver.create_app` is given an engine.
     - ``max_body_bytes``: a larger body is refused with 413 (Poster's hooks are well under
       1 KiB; ``data`` is the biggest field).
+    - ``body_timeout_seconds``: a body still arriving this long after its request's headers
+      is refused with 408 (see :mod:`~poster_pipeline.http.client_faults`).
     - ``accounts_cache_seconds``: how long the list of active accounts is trusted.
     - ``database_timeout_seconds``: a webhook whose storage takes longer is answered 503.
     - ``database_concurrency``: warehouse calls in flight at once (the pool size of the
@@ -49,6 +52,7 @@ class ReceiverSettings:
     application_secret: str = field(repr=False)
     warehouse_url: str | None = field(default=None, repr=False)
     max_body_bytes: int = 65536
+    body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
     accounts_cache_seconds: float = 5.0
     database_timeout_seconds: float = 3.0
     database_concurrency: int = 4
@@ -69,6 +73,8 @@ class ReceiverSettings:
             )
         if self.max_body_bytes < 1:
             raise ReceiverConfigError("max_body_bytes must be positive")
+        if self.body_timeout_seconds <= 0:
+            raise ReceiverConfigError("body_timeout_seconds must be positive")
         if self.accounts_cache_seconds < 0:
             raise ReceiverConfigError("accounts_cache_seconds must not be negative")
         if self.database_timeout_seconds <= 0:

@@ -12,8 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from sqlalchemy.engine import Engine
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -124,26 +128,36 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(engine: Engine, request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """``poster-pipeline serve`` in a subprocess on a free port (``--workers`` from the
-    test's parameter); yields its base URL."""
-    workers = getattr(request, "param", 1)
-    output = tmp_path / "server.log"
-    port = _free_port()
+@dataclass(frozen=True)
+class Served:
+    """A running ``poster-pipeline serve``: its base URL, its console log and its process."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serving(workers: int, log: Path, *args: str, port: int | None = None) -> Iterator[Served]:
+    """``poster-pipeline serve`` on ``port`` (default: a free one) in its own process group
+    (so that a test may kill its supervisor alone and still leave nothing behind), ready to
+    answer."""
+    port = _free_port() if port is None else port
     env = os.environ | {
         "POSTER_APPLICATION_SECRET": SECRET,
         "POSTER_DATABASE_URL": postgres_url(HTTP_DATABASE_SUFFIX),
     }
     console_script = Path(sys.executable).with_name("poster-pipeline")
     command = [str(console_script), "serve", "--port", str(port), "--workers", str(workers)]
-    command.append("--no-access-log")
-    with output.open("w") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    command += args
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
-        assert process.poll() is None, output.read_text()
+        assert process.poll() is None, log.read_text()
         try:
             return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
         except httpx.TransportError:
@@ -151,11 +165,54 @@ def server(engine: Engine, request: pytest.FixtureRequest, tmp_path) -> Iterator
 
     try:
         wait_for(ready, timeout=30, what="the server is ready")
-        yield base
+        yield Served(base, log, process)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with suppress(ProcessLookupError):  # workers left behind by a supervisor killed -9
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def served(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """``poster-pipeline serve --no-access-log`` in a subprocess on a free port (``--workers``
+    from the test's parameter, default 1)."""
+    workers = getattr(request, "param", 1)
+    with serving(workers, tmp_path / "server.log", "--no-access-log") as running:
+        yield running
+
+
+@pytest.fixture
+def server(served: Served) -> str:
+    """The base URL of :func:`served`; parametrize ``served`` (indirect) for more workers."""
+    return served.url
+
+
+@pytest.fixture
+def uvicorn_thread() -> Iterator[Callable[..., str]]:
+    """``uvicorn_thread(app, http="httptools"|"h11")``: ``app`` served by a real uvicorn on a
+    free port in a thread of this process, so that its log records reach ``caplog``; returns
+    its base URL."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: Any, *, http: str = "httptools") -> str:
+        port = _free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, http=http, log_config=None, access_log=False
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        running.append((server, thread))
+        wait_for(lambda: server.started, timeout=10, what="uvicorn started")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)

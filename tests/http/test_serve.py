@@ -1,7 +1,9 @@
-"""``poster-pipeline serve``: its refusals, and a real server receiving hooks over TCP."""
+"""``poster-pipeline serve``: its refusals, a real server receiving hooks over TCP, and its
+workers giving the port back when the server is killed."""
 
 from __future__ import annotations
 
+import signal
 import socket
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from sqlalchemy.engine import Engine
 
 from poster_pipeline.emulator import EmulatorConfig, start_in_thread
 from poster_pipeline.http.cli import serve_command
+from tests.http.conftest import serving
 from tests.http.deliveries import SECRET, WEBHOOKS, hook, stored, wait_for
+from tests.processes import descendants, running
 
 
 def serve(env: dict[str, str], *args: str):
@@ -47,7 +51,7 @@ def test_serve_says_when_the_warehouse_is_unreachable():
     assert "hunter2" not in result.output
 
 
-@pytest.mark.parametrize("server", [1, 2], indirect=True, ids=["one worker", "two workers"])
+@pytest.mark.parametrize("served", [1, 2], indirect=True, ids=["one worker", "two workers"])
 def test_a_served_receiver_queues_a_signed_hook(server: str, engine: Engine):
     answer = httpx.post(f"{server}{WEBHOOKS}", json=hook(object="category", object_id=12))
     assert (answer.status_code, answer.json()) == (200, {"status": "accept"})
@@ -92,3 +96,45 @@ def test_hooks_from_the_poster_emulator_are_queued(server: str, engine: Engine):
     assert rows["stock"].ignore_reason == "object stock is not synced"
     assert rows["stock"].payload["data"] == '{"value_relative":-2}'
     assert rows["transaction"].ignore_reason == "object transaction is not synced"
+
+
+def _port_is_free(port: int) -> bool:
+    try:
+        # As a restarted server binds it (SO_REUSEADDR, like uvicorn).
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_workers_give_the_port_back_when_serve_is_killed(engine: Engine, tmp_path: Path):
+    # SIGKILL leaves uvicorn's supervisor no chance to stop its workers; each worker sees its
+    # supervisor go (poster_pipeline.http.worker) and shuts down.
+    log = tmp_path / "killed.log"
+    with serving(2, log, "--no-access-log") as served:
+        supervisor = served.process.pid
+        port = httpx.URL(served.url).port
+        assert port is not None
+        wait_for(
+            lambda: log.read_text().count("Application startup complete") == 2,
+            timeout=30,
+            what="both workers started",
+        )
+        children = descendants(supervisor)
+        assert len(children) >= 2, children
+
+        served.process.send_signal(signal.SIGKILL)
+        served.process.wait()
+        seconds = wait_for(lambda: _port_is_free(port), timeout=15, what="the port is free")
+        wait_for(
+            lambda: not any(running(pid) for pid in children),
+            timeout=15,
+            what=f"no process of the killed serve survives ({children})",
+        )
+
+    assert seconds < 5, f"the port was free only {seconds:.1f} s after the kill"
+    assert log.read_text().count(f"the serve process (pid {supervisor}) is gone") == 2
+    # What it is all for: serve starts again on the same port.
+    with serving(1, tmp_path / "restarted.log", "--no-access-log", port=port) as restarted:
+        answer = httpx.post(f"{restarted.url}{WEBHOOKS}", json=hook(object="category"))
+        assert answer.status_code == 200
