@@ -109,11 +109,11 @@ class WebhookQueueResource(dg.ConfigurableResource):
     claim_lease_s: float = 600.0
     claim_batch: int = 10_000
     single_fetch_limit: int = 10
-    drain_workers: int = 8
+    drain_workers: int = 32
     lock_wait_s: float = 5.0
     drain_take_for_s: float = 300.0
     drain_idle_s: float = 10.0
-    drain_handoff_s: float = 10.0
+    drain_handoff_s: float = 30.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

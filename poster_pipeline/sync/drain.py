@@ -22,8 +22,9 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 
 from poster_pipeline.sync.procedure import (
     EXPECTED_FAILURES,
@@ -111,6 +112,9 @@ def drain(
     failure is reported when what is held is applied, not minutes later. Groups no sync started
     when the drain stops early (an error, the caller closing the generator) are given back
     untried."""
+    # Each account's token is read once per drain (a query and a decryption per group
+    # otherwise); a token replaced meanwhile fails its group, which ends the taking.
+    services = replace(services, token_for=cache(services.token_for))
     lines = _Lines()
     results: queue.Queue[tuple[Claim, PartialSyncResult] | BaseException] = queue.Queue()
     held: dict[str, Claim] = {}  # the claims with groups not yet applied, renewed as it goes

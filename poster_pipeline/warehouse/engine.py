@@ -19,6 +19,11 @@ __all__ = [
     "shared_engine",
 ]
 
+#: Connections a process may open beyond the pool's 5 kept ones: a drain run holds one per
+#: account it syncs at once (its lock and load share it), up to ``drain_workers`` (32), with a
+#: few more for claims and status writes.
+MAX_OVERFLOW = 40
+
 
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: a SQLite file in the data folder."""
@@ -71,7 +76,7 @@ def create_warehouse_engine(url: str) -> Engine:
             f"unsupported warehouse database {parsed.get_backend_name()!r}: "
             "use postgresql+psycopg://… or leave POSTER_DATABASE_URL unset for SQLite"
         )
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    return sa.create_engine(parsed, pool_pre_ping=True, max_overflow=MAX_OVERFLOW)
 
 
 def is_postgres(engine: Engine) -> bool:
