@@ -4,18 +4,22 @@ the docs follow."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
-from poster_pipeline.orchestration.resources import WebhookQueueResource
+from poster_pipeline.http.client_faults import BODY_TIMEOUT_SECONDS
+from poster_pipeline.http.settings import ReceiverSettings
+from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
 from poster_pipeline.settings import Settings
 from sensors.webhooks import INTERVAL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 DRAIN = (ROOT / "docs" / "drain.md").read_text()
+RECEIVER = (ROOT / "docs" / "receiver.md").read_text()
 QUEUE = WebhookQueueResource()
 
 
@@ -30,7 +34,7 @@ def table_after(page: str, heading: str) -> dict[str, str]:
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
         name = cells[0].strip("`")
-        if name and not set(name) <= set("-") and name not in ("variable", "setting"):
+        if name and not set(name) <= set("-") and name not in ("variable", "setting", "field"):
             rows[name] = cells[1]
     return rows
 
@@ -88,3 +92,29 @@ def test_the_readme_states_the_queue_retry_rules_of_the_code():
     )
     assert f"after {QUEUE.max_attempts} attempts an event is dead" in README
     assert f"expires after {QUEUE.claim_lease_s / 60:g} minutes" in README
+
+
+def test_every_receiver_setting_is_documented_with_its_default():
+    documented = table_after(RECEIVER, "`ReceiverSettings` fields:")
+    fields = {f.name: f for f in dataclasses.fields(ReceiverSettings)}
+    assert set(documented) == set(fields)
+    for name, default in documented.items():
+        if default == "required":
+            assert fields[name].default is dataclasses.MISSING, name
+        elif default == "`None`":
+            assert fields[name].default is None, name
+        elif isinstance(fields[name].default, int | float):
+            assert number(default) == fields[name].default, name
+        else:
+            assert default.strip("`") == str(fields[name].default), name
+    assert f"within {BODY_TIMEOUT_SECONDS:g} s" in RECEIVER
+
+
+def test_the_readme_states_the_deletion_guards_defaults():
+    warehouse = WarehouseResource()
+    share, rows = warehouse.mass_delete_max_share, warehouse.mass_delete_min_rows
+    strict_share, strict_rows = warehouse.list_only_max_share, warehouse.list_only_min_rows
+    text = " ".join(README.split())
+    assert f"more than {share:.0%} of at least {rows} active rows".replace("%", " %") in text
+    assert f"more than {strict_share:.0%} of at least {strict_rows})".replace("%", " %") in text
+    assert f"up to {warehouse.absence_sample_size} of them one by one" in text

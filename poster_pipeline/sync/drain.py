@@ -9,8 +9,9 @@ one restaurant's calls stay within its own Poster throttle and never crowd out t
 Given a way to take claims, a drain also keeps claiming newly due events for a while
 (:class:`DrainLimits`): under a steady stream of webhooks one long run applies them within a
 poll interval, instead of each waiting for a sensor tick and a new run process. A new claim is
-taken while a worker is free, and its groups join their account's line, so a restaurant whose
-Poster is slow holds up only its own changes.
+taken while fewer than twice ``workers`` groups are in hand, and its groups join their
+account's line, so a restaurant whose Poster is slow holds up only its own changes. Events a
+busy drain leaves unclaimed coalesce: the next claim re-fetches each object once.
 """
 
 from __future__ import annotations
