@@ -1,4 +1,4 @@
-"""The webhook-queue drain's trigger: claimed events become one drain run per sensor tick.
+"""The webhook-queue drain's trigger: claimed events start a drain run when none is active.
 
 A tick claims every due event (up to ``claim_batch``) and launches one ``webhook_drain`` run
 that applies all their (account, entity) groups, whatever the number of restaurants: the runs
