@@ -15,7 +15,7 @@ from poster_pipeline.emulator import EmulatorConfig, emulator_command, start_in_
 from poster_pipeline.http.cli import serve_command
 from poster_pipeline.poster.client import ClientSettings, PosterClient
 from poster_pipeline.poster.errors import PosterError
-from poster_pipeline.settings import Settings
+from poster_pipeline.settings import Settings, SettingsError
 from poster_pipeline.warehouse.accounts import AccountError, AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
@@ -227,6 +227,10 @@ def demo(
     )
 
     settings = Settings.from_env()
+    try:
+        settings.require_supported()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     webhook_url = None if once else f"http://127.0.0.1:{receiver_port}/api/poster/webhooks"
     with start_in_thread(EmulatorConfig(webhook_url=webhook_url), port=emulator_port) as emulator:
         settings = replace(settings, api_url=emulator.api_url)

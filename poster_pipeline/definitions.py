@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import dagster as dg
@@ -24,6 +25,10 @@ from sensors.sync_requests import sync_requests_sensor
 from sensors.webhooks import webhook_queue_sensor
 
 settings = Settings.from_env()
+if settings.refusal is not None:
+    # `serve` and `demo` refuse to start; raising here would take the whole code location down
+    # (no sensor, schedule or sync would run), so the refusal is logged as an error instead.
+    logging.getLogger(__name__).error("%s", settings.refusal)
 
 
 def _secret(name: str, value: str | None) -> dg.EnvVar | None:

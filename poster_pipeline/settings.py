@@ -2,10 +2,19 @@
 
 Only this module reads ``os.environ``; everything else receives values from here (or, inside
 Dagster, from resources configured with ``EnvVar``).
+
+The seed project's names are understood too, so that its ``.env`` files are not silently
+ignored: ``POSTER_APP_ID`` and ``POSTER_APP_SECRET`` are aliases of ``POSTER_APPLICATION_ID``
+and ``POSTER_APPLICATION_SECRET`` (used with a warning; the real name wins when both are set).
+``POSTER_ACCESS_TOKEN`` cannot be one: tokens are per account and stored encrypted in the
+warehouse. :meth:`Settings.require_supported` refuses it; the commands that start services
+(``serve``, ``demo``) call it, and the Dagster code location logs its message as an error
+instead (see ``poster_pipeline/definitions.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,9 +23,63 @@ from pathlib import Path
 from poster_pipeline.poster.client import DEFAULT_API_URL
 from poster_pipeline.warehouse.engine import default_database_url
 
-__all__ = ["DEFAULT_DATA_DIR", "Settings"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "SEED_ALIASES",
+    "SEED_TOKEN_MESSAGE",
+    "SEED_TOKEN_VARIABLE",
+    "Settings",
+    "SettingsError",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = ".poster-pipeline"
+#: The seed project's variable names → the names they stand for.
+SEED_ALIASES: Mapping[str, str] = {
+    "POSTER_APP_ID": "POSTER_APPLICATION_ID",
+    "POSTER_APP_SECRET": "POSTER_APPLICATION_SECRET",
+}
+SEED_TOKEN_VARIABLE = "POSTER_ACCESS_TOKEN"
+SEED_TOKEN_MESSAGE = (
+    f"{SEED_TOKEN_VARIABLE} is set, but this pipeline does not read a token from the "
+    "environment: tokens are per account (restaurant) and stored encrypted in the warehouse. "
+    "Connect the account with `poster-pipeline accounts add --account NAME` (it asks for the "
+    f"token), or through OAuth (/api/poster/oauth/authorize), then unset {SEED_TOKEN_VARIABLE}"
+)
+# Messages already logged by this process: settings are read again and again in long-lived
+# processes (Dagster's automation reads them on every evaluation), a warning once is enough.
+_reported: set[str] = set()
+
+
+class SettingsError(ValueError):
+    """A setting this pipeline refuses; the message says what to do instead."""
+
+
+def _warn_once(message: str) -> None:
+    if message not in _reported:
+        _reported.add(message)
+        log.warning(message)
+
+
+def _application_variable(env: Mapping[str, str], name: str) -> str | None:
+    """``name``'s value, else its seed alias's, with a warning naming the variable to use.
+
+    The warnings name variables, never their values (the secret is one)."""
+    [alias] = [seed for seed, real in SEED_ALIASES.items() if real == name]
+    value, seed_value = env.get(name) or None, env.get(alias) or None
+    if seed_value is None:
+        return value
+    if value is None:
+        _warn_once(
+            f"{alias} is the seed project's name: its value is used as {name}; "
+            f"rename the variable to {name}"
+        )
+        return seed_value
+    _warn_once(
+        f"both {name} and {alias} (the seed project's name) are set: {name} is used; unset {alias}"
+    )
+    return value
 
 
 @dataclass(frozen=True)
@@ -36,6 +99,8 @@ class Settings:
     alert_email_to: str | None = None
     smtp_url: str | None = field(default=None, repr=False)  # may hold a password
     alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
+    #: ``POSTER_ACCESS_TOKEN`` is set (its value is never kept): see :meth:`require_supported`.
+    seed_access_token: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,8 +110,8 @@ class Settings:
             database_url=env.get("POSTER_DATABASE_URL") or None,
             data_dir=Path(env.get("POSTER_DATA_DIR") or DEFAULT_DATA_DIR),
             token_key=env.get("POSTER_TOKEN_KEY") or None,
-            application_id=env.get("POSTER_APPLICATION_ID") or None,
-            application_secret=env.get("POSTER_APPLICATION_SECRET") or None,
+            application_id=_application_variable(env, "POSTER_APPLICATION_ID"),
+            application_secret=_application_variable(env, "POSTER_APPLICATION_SECRET"),
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
             api_key=env.get("POSTER_API_KEY") or None,
             timezone=env.get("POSTER_TIMEZONE") or "UTC",
@@ -54,7 +119,19 @@ class Settings:
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,
+            seed_access_token=bool(env.get(SEED_TOKEN_VARIABLE)),
         )
+
+    @property
+    def refusal(self) -> str | None:
+        """Why a service must not start with these settings, or ``None``."""
+        return SEED_TOKEN_MESSAGE if self.seed_access_token else None
+
+    def require_supported(self) -> None:
+        """Raise :class:`SettingsError` when a variable is set that this pipeline refuses
+        (``POSTER_ACCESS_TOKEN``): a service started anyway would sync nothing for it."""
+        if self.refusal is not None:
+            raise SettingsError(self.refusal)
 
     @property
     def warehouse_url(self) -> str:

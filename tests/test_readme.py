@@ -150,9 +150,15 @@ def test_the_sync_api_examples_work(served_warehouse):
         check=True,
     ).stdout
     decoder = json.JSONDecoder()
-    status, end = decoder.raw_decode(output)
-    queued, _ = decoder.raw_decode(output[end:].lstrip())
+    answers = []
+    while output.strip():
+        answer, end = decoder.raw_decode(output.lstrip())
+        answers.append(answer)
+        output = output.lstrip()[end:]
+    status, one_account, queued = answers
     assert status["accounts"]["api-demo"]["suppliers"]["needsSync"] is True
+    assert one_account["status"]["suppliers"]["needsSync"] is True
+    assert one_account["status"] == status["accounts"]["api-demo"]
     assert queued["queued"] == [{"account": "api-demo", "entity": "suppliers", "force": True}]
 
 

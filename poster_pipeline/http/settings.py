@@ -88,6 +88,10 @@ class ReceiverSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReceiverSettings:
+        """The receiver's part of ``settings``; :class:`ReceiverConfigError` when they set a
+        variable the pipeline refuses (see :meth:`Settings.require_supported`)."""
+        if settings.refusal is not None:
+            raise ReceiverConfigError(settings.refusal)
         return cls(
             application_secret=settings.application_secret or "",
             warehouse_url=settings.warehouse_url,

@@ -2,6 +2,9 @@
 
 ``GET /api/poster/sync`` reports, per active account and entity, the last full and partial
 sync, whether smart sync considers it due, and the standing error of each kind of sync.
+``GET /api/poster/sync?account=NAME`` reports one account in the seed project's shape,
+``{"status": {"<entity>": {"lastSyncAt": ..., "needsSync": ..., ...}}}`` (404 for an
+account that is unknown or inactive).
 ``POST /api/poster/sync`` (``{"entities": [...], "force": bool, "accounts": [...]}``, all
 optional) stores a ``sync_requests`` row per sync it accepts and answers 202 at once; the
 ``sync_requests`` Dagster sensor turns the rows into runs within seconds. Nothing here calls
@@ -13,8 +16,8 @@ needs ``Authorization: Bearer <POSTER_API_KEY>``; without a configured key the A
 not use the key: Poster signs its hooks instead.
 
 Answers are JSON: ``{"success": true, ...}``, or ``{"success": false, "error": "..."}`` with
-the status code (400/415/422 for a body to fix, 401, 429 with ``Retry-After``, 503 when the
-API is disabled or the warehouse is down).
+the status code (400/415/422 for a body or query to fix, 401, 404 for an unknown account,
+429 with ``Retry-After``, 503 when the API is disabled or the warehouse is down).
 """
 
 from __future__ import annotations
@@ -139,6 +142,19 @@ def _states(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], Ful
     return states
 
 
+def _account_parameter(request: Request) -> str | None:
+    """The ``account`` query parameter: ``None`` when absent; one non-empty name, else 400."""
+    values = request.query_params.getlist("account")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _Refused(400, "give one account: ?account=NAME (omit it for every account)")
+    account = values[0].strip()
+    if not account:
+        raise _Refused(400, "the account parameter is empty: ?account=NAME")
+    return account
+
+
 def _read_payload(body: bytes, content_type: str | None) -> Any:
     """The decoded JSON body, or None for an empty one (all defaults)."""
     if not body.strip():
@@ -187,7 +203,7 @@ class SyncApi:
         """``GET``: the status; ``POST``: ask for syncs."""
         if request.method == "POST":
             return await self._answer(request, partial(self._submit, request, None))
-        return await self._answer(request, self._status)
+        return await self._answer(request, partial(self._status, request))
 
     async def sync_entity(self, entity: str, request: Request) -> Response:
         """A per-entity alias: ``POST /api/poster/sync`` with ``entities`` = ``[entity]``."""
@@ -236,7 +252,10 @@ class SyncApi:
 
     # --- GET ----------------------------------------------------------------------------
 
-    async def _status(self) -> Response:
+    async def _status(self, request: Request) -> Response:
+        account = _account_parameter(request)
+        if account is not None:
+            return await self._account_status(account)
         names, states, now = await self._database.run(self._read_status)
         report = {
             account: {
@@ -254,11 +273,36 @@ class SyncApi:
         )
 
     def _read_status(
-        self, engine: Engine
+        self, engine: Engine, account: str | None = None
     ) -> tuple[list[str], dict[tuple[str, str], FullSyncState], datetime]:
+        """The active accounts, and the sync states of all of them or of ``account`` only."""
         with engine.connect() as conn:
             names = _active_accounts(conn)
-            return names, _states(conn, names), self._clock()
+            wanted = names if account is None else [a for a in names if a == account]
+            return names, _states(conn, wanted), self._clock()
+
+    async def _account_status(self, account: str) -> Response:
+        """One account in the seed's shape: ``status`` maps each entity to its report."""
+        names, states, now = await self._database.run(partial(self._read_status, account=account))
+        if account not in names:
+            raise SelectionError(
+                404,
+                f"unknown or inactive account {account!r}; active accounts: "
+                + (", ".join(names) or "none"),
+                validAccounts=names,
+            )
+        report = {
+            entity: describe_state(states.get((account, entity)), now=now, policy=self._policy)
+            for entity in self._entities
+        }
+        return JSONResponse(
+            {
+                "success": True,
+                "account": account,
+                "windowHours": _number(self._policy.window.total_seconds() / 3600),
+                "status": report,
+            }
+        )
 
     # --- POST ---------------------------------------------------------------------------
 

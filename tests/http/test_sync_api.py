@@ -179,6 +179,8 @@ def test_without_an_api_key_the_api_is_disabled_and_webhooks_stay_open(engine: E
 def test_a_request_without_bearer_credentials_is_401(client: TestClient, headers: dict):
     for answer in (
         client.get(SYNC, headers=headers),
+        client.get(SYNC, params={"account": "api-demo"}, headers=headers),
+        client.get(SYNC, params={"account": "no-such-cafe"}, headers=headers),
         client.post(SYNC, headers=headers),
         client.post("/api/sync-ingredients", headers=headers),
     ):
@@ -375,6 +377,75 @@ def test_the_window_is_the_configured_one(engine: Engine):
         body = client.get(SYNC, headers=AUTH).json()
     assert body["windowHours"] == 2.5
     assert body["accounts"]["api-demo"]["suppliers"]["needsSync"] is True
+
+
+# --- one account, the seed's shape ---------------------------------------------------------
+
+
+def test_one_account_answers_the_seeds_shape(client: TestClient, engine: Engine):
+    seed_status(engine, "api-demo", "suppliers", full=timedelta(minutes=12, seconds=5))
+    seed_status(engine, "api-demo", "ingredients", full=timedelta(hours=25))
+    seed_status(engine, "second-cafe", "ingredients", full=timedelta(minutes=3))
+
+    answer = client.get(SYNC, params={"account": "api-demo"}, headers=AUTH)
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"success", "account", "windowHours", "status"}
+    assert (body["success"], body["account"], body["windowHours"]) == (True, "api-demo", 24)
+    status = body["status"]
+    assert list(status) == ALL_ENTITIES
+    # What a client written for the seed reads: status.<entity>.lastSyncAt and .needsSync.
+    assert status["suppliers"]["lastSyncAt"].endswith("Z")
+    assert status["suppliers"]["needsSync"] is False
+    assert (status["ingredients"]["age"], status["ingredients"]["needsSync"]) == (25 * 60, True)
+    assert status["products"]["lastSyncAt"] is None and status["products"]["needsSync"] is True
+    # The same per-entity report as the all-accounts form, and only this account's.
+    everything = client.get(SYNC, headers=AUTH).json()
+    assert status == everything["accounts"]["api-demo"]
+    other = client.get(SYNC, params={"account": "second-cafe"}, headers=AUTH).json()["status"]
+    assert other == everything["accounts"]["second-cafe"]
+    assert other["ingredients"]["age"] == 3 and other["suppliers"]["lastSyncAt"] is None
+
+
+@pytest.mark.parametrize("name", ["no-such-cafe", INACTIVE])
+def test_an_unknown_or_inactive_account_is_404_naming_the_active_ones(
+    client: TestClient, engine: Engine, name: str
+):
+    answer = client.get(SYNC, params={"account": name}, headers=AUTH)
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "success": False,
+        "error": f"unknown or inactive account {name!r}; active accounts: api-demo, second-cafe",
+        "validAccounts": list(ACTIVE),
+    }
+    assert stored(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("account=", "the account parameter is empty: ?account=NAME"),
+        ("account=%20", "the account parameter is empty: ?account=NAME"),
+        (
+            "account=api-demo&account=second-cafe",
+            "give one account: ?account=NAME (omit it for every account)",
+        ),
+    ],
+)
+def test_an_empty_or_repeated_account_parameter_is_400(
+    client: TestClient, query: str, message: str
+):
+    answer = client.get(f"{SYNC}?{query}", headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json() == {"success": False, "error": message}
+
+
+def test_one_account_without_an_api_key_is_503(engine: Engine):
+    with app_client(engine, api_key=None) as client:
+        answer = client.get(SYNC, params={"account": "api-demo"}, headers=AUTH)
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "sync API disabled: set POSTER_API_KEY"
 
 
 # --- smart and forced syncs ----------------------------------------------------------------
@@ -643,7 +714,11 @@ def test_a_warehouse_that_is_down_is_503_quickly():
         "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", pool_size=1, timeout=1
     )
     with app_client(down, database_timeout_seconds=2) as client:
-        for answer in (client.get(SYNC, headers=AUTH), post(client, {"force": True})):
+        for answer in (
+            client.get(SYNC, headers=AUTH),
+            client.get(SYNC, params={"account": "api-demo"}, headers=AUTH),
+            post(client, {"force": True}),
+        ):
             assert answer.status_code == 503
             assert answer.headers["retry-after"] == "5"
             assert answer.json() == {
