@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-__all__ = ["NIGHTLY_AT", "NightlyDue", "due_nightly", "nightly_instant", "time_zone"]
+from poster_pipeline.time_zones import time_zone
+
+__all__ = ["NIGHTLY_AT", "NightlyDue", "due_nightly", "nightly_instant"]
 
 NIGHTLY_AT = time(3, 0)
 
@@ -34,16 +36,6 @@ class NightlyDue:
     time_zone: str
     local_date: date
     due_at: datetime
-
-
-def time_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; a ``ValueError`` a person can act on when there is none."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"{name!r} is not an IANA time zone (e.g. Europe/Kyiv, America/New_York, UTC)"
-        ) from None
 
 
 def nightly_instant(day: date, zone: ZoneInfo, at: time = NIGHTLY_AT) -> datetime | None:

@@ -19,9 +19,10 @@ import dagster as dg
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
-from poster_pipeline.orchestration.nightly import due_nightly, time_zone
+from poster_pipeline.orchestration.nightly import due_nightly
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import WarehouseResource
+from poster_pipeline.time_zones import time_zone
 
 __all__ = ["NIGHTLY_CRON", "NIGHTLY_TICK", "nightly_full_sync_schedule"]
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from poster_pipeline.orchestration.assets import entity_assets
@@ -20,6 +21,7 @@ from poster_pipeline.orchestration.resources import (
     WebhookQueueResource,
 )
 from poster_pipeline.orchestration.schedules import NIGHTLY_TICK, nightly_full_sync_schedule
+from poster_pipeline.warehouse.schema import accounts
 from tests.databases import fresh_engine, postgres_url
 
 KYIV, NEW_YORK, KOLKATA = "Europe/Kyiv", "America/New_York", "Asia/Kolkata"
@@ -125,7 +127,11 @@ def warehouse(tmp_path) -> WarehouseResource:
     for number, (account, zone) in enumerate(ZONES.items(), start=1):
         stored = None if zone == FALLBACK else zone
         store.add(account, f"{number}:" + "a" * 32, now=utc(2026, 1, 1), time_zone=stored)
-    store.add("broken-zone", "9:" + "a" * 32, now=utc(2026, 1, 1), time_zone="Mars/Olympus")
+    store.add("broken-zone", "9:" + "a" * 32, now=utc(2026, 1, 1))
+    with resource.engine().begin() as conn:  # add() refuses it; a hand edit or an old row has it
+        conn.execute(
+            sa.update(accounts).where(accounts.c.account == "broken-zone").values(time_zone="Mars")
+        )
     store.add("deactivated", "8:" + "a" * 32, now=utc(2026, 1, 1), time_zone=KYIV)
     store.deactivate("deactivated", now=utc(2026, 1, 1))
     return resource
