@@ -3,12 +3,16 @@ the account's own time zone (``accounts.time_zone``, else ``POSTER_TIMEZONE``).
 
 One Dagster schedule ticks every 15 minutes in UTC, which meets 03:00 exactly in every zone
 in use (offsets are whole quarter hours: Asia/Kolkata +05:30, Asia/Kathmandu +05:45). Each
-tick requests the accounts whose local 03:00 fell since the previous tick
-(:func:`~poster_pipeline.orchestration.nightly.due_nightly`), so each account is synced once
-per local date across daylight-saving changes. A missed tick is caught up by the daemon
-(``schedules: max_catchup_runs`` in dagster.yaml, 5 ticks by default); an account whose
-03:00 fell in a longer outage waits for smart sync, which runs a full sync once the last one
-is over 24 hours old.
+tick asks :func:`~poster_pipeline.orchestration.nightly.due_nightly` which accounts passed
+their local 03:00 in the last ``NIGHTLY_LOOKBACK`` and requests those this schedule has not
+launched a run for yet (same account, same local date): one sync per local date across
+daylight-saving changes.
+
+Why look back rather than only since the previous tick: Dagster does not catch up missed
+ticks of a schedule without a partition set (it evaluates only the latest one and logs "has
+no partition set, so not trying to catch up"), so an account whose 03:00 fell while the
+daemon was restarting would otherwise wait a day. An account whose 03:00 fell in a longer
+outage waits for smart sync, which runs a full sync once the last one is over 24 hours old.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+from dagster._core.storage.tags import PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
@@ -24,10 +29,12 @@ from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import WarehouseResource
 from poster_pipeline.time_zones import time_zone
 
-__all__ = ["NIGHTLY_CRON", "NIGHTLY_TICK", "nightly_full_sync_schedule"]
+__all__ = ["NIGHTLY_CRON", "NIGHTLY_LOOKBACK", "NIGHTLY_TICK", "nightly_full_sync_schedule"]
 
+NAME = "nightly_full_sync"
 NIGHTLY_TICK = timedelta(minutes=15)
 NIGHTLY_CRON = "*/15 * * * *"  # every NIGHTLY_TICK, in UTC
+NIGHTLY_LOOKBACK = timedelta(hours=6)
 LOCAL_DATE_TAG = "poster/nightly_date"
 TIME_ZONE_TAG = "poster/time_zone"
 
@@ -38,7 +45,7 @@ def nightly_full_sync_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
     time_zone(timezone)
 
     @dg.schedule(
-        name="nightly_full_sync",
+        name=NAME,
         cron_schedule=NIGHTLY_CRON,
         execution_timezone="UTC",
         job=full_sync_job,
@@ -60,15 +67,19 @@ def nightly_full_sync_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
             except ValueError:
                 unknown[account.account] = zones[account.account]
                 zones[account.account] = timezone
-        due = due_nightly(zones, tick - NIGHTLY_TICK, tick)
-        for d in due:  # said once a night, not on every tick
+        since = tick - NIGHTLY_LOOKBACK
+        due = due_nightly(zones, since, tick)
+        if due:
+            launched = _launched(context.instance, since)
+            due = [d for d in due if (d.account, d.local_date.isoformat()) not in launched]
+        if not due:
+            return dg.SkipReason("no active account is at or past 03:00 local time without its run")
+        for d in due:  # said when its sync is requested, not on every tick
             if d.account in unknown:
                 context.log.warning(
                     f"account {d.account}: its time zone {unknown[d.account]!r} is not an IANA "
                     f"time zone; synced at 03:00 {timezone} (POSTER_TIMEZONE) instead"
                 )
-        if not due:
-            return dg.SkipReason("no active account reached 03:00 local time since the last tick")
         partitions = set(context.instance.get_dynamic_partitions(ACCOUNTS))
         requests = [
             dg.RunRequest(
@@ -90,3 +101,16 @@ def nightly_full_sync_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
         )
 
     return _nightly
+
+
+def _launched(instance: dg.DagsterInstance, since: datetime) -> set[tuple[str, str]]:
+    """(account, local date) of the runs this schedule launched since ``since``, whatever their
+    outcome: a failed nightly sync is not retried by the next tick (smart sync backs off and
+    retries it; the failure alert reports it)."""
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={SCHEDULE_NAME_TAG: NAME}, created_after=since)
+    )
+    return {
+        (r.dagster_run.tags.get(PARTITION_NAME_TAG, ""), r.dagster_run.tags.get(LOCAL_DATE_TAG, ""))
+        for r in records
+    }

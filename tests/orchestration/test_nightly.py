@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from dagster._core.test_utils import create_run_for_test
 
 from poster_pipeline.orchestration.assets import entity_assets
 from poster_pipeline.orchestration.jobs import full_sync_job
@@ -20,7 +21,11 @@ from poster_pipeline.orchestration.resources import (
     WarehouseResource,
     WebhookQueueResource,
 )
-from poster_pipeline.orchestration.schedules import NIGHTLY_TICK, nightly_full_sync_schedule
+from poster_pipeline.orchestration.schedules import (
+    NIGHTLY_LOOKBACK,
+    NIGHTLY_TICK,
+    nightly_full_sync_schedule,
+)
 from poster_pipeline.warehouse.schema import accounts
 from tests.databases import fresh_engine, postgres_url
 
@@ -164,14 +169,27 @@ def run_schedule(warehouse: WarehouseResource, at: list[datetime]) -> list[dg.Ru
                 zone, day = request.tags["poster/time_zone"], request.tags["poster/nightly_date"]
                 assert local(tick, zone).date().isoformat() == day
                 requests.append(request)
+                # What the daemon does with a request: a run tagged with its schedule.
+                create_run_for_test(
+                    instance,
+                    job_name=full_sync_job.name,
+                    tags={
+                        **request.tags,
+                        "dagster/schedule_name": schedule.name,
+                        "dagster/partition": request.partition_key,
+                        "dagster/run_key": request.run_key,
+                    },
+                )
     return requests
 
 
 @pytest.mark.parametrize(
     ("start", "expected_dates"),
     [
-        (utc(2026, 3, 28, 12), ["2026-03-29", "2026-03-30"]),  # Kyiv springs forward: 03→04
-        (utc(2026, 10, 31, 12), ["2026-11-01", "2026-11-02"]),  # New York falls back: 02→01
+        # From 16:00 UTC: the first tick's lookback holds nobody's 03:00 (a schedule that just
+        # started catches up a 03:00 of the last few hours, as after an outage).
+        (utc(2026, 3, 28, 16), ["2026-03-29", "2026-03-30"]),  # Kyiv springs forward: 03→04
+        (utc(2026, 10, 31, 16), ["2026-11-01", "2026-11-02"]),  # New York falls back: 02→01
     ],
 )
 def test_the_schedule_syncs_each_account_once_per_local_date_over_48_hours(
@@ -195,9 +213,22 @@ def test_the_tick_at_three_local_requests_that_account_and_a_retry_asks_the_same
     warehouse,
 ):
     three_in_kolkata = utc(2026, 12, 1, 21, 30)
-    first, again = (run_schedule(warehouse, [three_in_kolkata]) for _ in range(2))
-    assert [(r.partition_key, r.run_key) for r in first] == [
-        ("kolkata", "nightly:kolkata:2026-12-02")
-    ]
-    assert [r.run_key for r in again] == [r.run_key for r in first]
-    assert run_schedule(warehouse, [three_in_kolkata + NIGHTLY_TICK]) == []
+
+    def kolkata(at: datetime) -> list[str]:
+        return [r.run_key for r in run_schedule(warehouse, [at]) if r.partition_key == "kolkata"]
+
+    assert kolkata(three_in_kolkata - NIGHTLY_TICK) == []
+    assert kolkata(three_in_kolkata) == ["nightly:kolkata:2026-12-02"]
+    # The daemon retrying the tick asks the same run key, so it launches nothing twice.
+    assert kolkata(three_in_kolkata) == ["nightly:kolkata:2026-12-02"]
+
+
+def test_ticks_missed_while_the_daemon_was_down_are_caught_up_once(warehouse):
+    # Dagster evaluates only the latest tick of this schedule after an outage: Kyiv's 03:00
+    # (01:00 UTC) fell while the daemon was down from 00:50 to 02:40 UTC.
+    before, after = utc(2026, 12, 2, 0, 45), utc(2026, 12, 2, 2, 45)
+    requests = run_schedule(warehouse, [before, after, after + NIGHTLY_TICK])
+    assert [r.run_key for r in requests if r.partition_key == "kyiv"] == ["nightly:kyiv:2026-12-02"]
+    # Beyond the lookback, the nightly sync of that date is left to smart sync.
+    late = run_schedule(warehouse, [utc(2026, 12, 2, 1) + NIGHTLY_LOOKBACK + NIGHTLY_TICK])
+    assert "kyiv" not in {r.partition_key for r in late}
