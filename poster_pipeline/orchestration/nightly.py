@@ -1,9 +1,9 @@
 """When each restaurant's nightly sync is due: 03:00 on its own wall clock.
 
 Pure functions, no Dagster and no database: the schedule asks, once per tick, which accounts
-passed their local 03:00 since the previous tick. A tick window ``(after, until]`` is
-half-open, so consecutive windows cover time exactly once and every account is due exactly
-once per local date, whatever the daylight-saving transitions do:
+passed their local 03:00 in a window of time. A window ``(after, until]`` is half-open, so
+consecutive windows cover time exactly once, and each local date has exactly one nightly
+instant, whatever the daylight-saving transitions do:
 
 - spring forward, when 03:00 does not exist that night (Europe/Kyiv jumps from 03:00 to
   04:00), the sync is due at the first instant whose wall clock reads 03:00 or later, the
