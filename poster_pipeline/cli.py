@@ -16,6 +16,7 @@ from poster_pipeline.http.cli import serve_command
 from poster_pipeline.poster.client import ClientSettings, PosterClient
 from poster_pipeline.poster.errors import PosterError
 from poster_pipeline.settings import Settings, SettingsError
+from poster_pipeline.time_zones import time_zone as check_time_zone
 from poster_pipeline.warehouse.accounts import AccountError, AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
@@ -80,7 +81,12 @@ def accounts() -> None:
     help="The access token, {account_number}:{32 hex}; asked for when omitted, which keeps "
     "it out of your shell history.",
 )
-@click.option("--time-zone", default=None, help="The restaurant's IANA time zone.")
+@click.option(
+    "--time-zone",
+    default=None,
+    help="The restaurant's IANA time zone, e.g. Europe/Kyiv: its nightly full sync runs at "
+    "03:00 there. Omitted: keep the stored one (a new account uses POSTER_TIMEZONE).",
+)
 @click.option(
     "--verify/--no-verify",
     default=True,
@@ -89,6 +95,11 @@ def accounts() -> None:
 )
 def accounts_add(account: str, token: str, time_zone: str | None, verify: bool) -> None:
     """Connect an account with a personal-integration token (stored encrypted)."""
+    if time_zone is not None:
+        try:
+            check_time_zone(time_zone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--time-zone") from None
     settings = Settings.from_env()
     store = _account_store(settings)
     if verify:
@@ -112,16 +123,22 @@ def accounts_add(account: str, token: str, time_zone: str | None, verify: bool) 
 @accounts.command("list")
 def accounts_list() -> None:
     """List connected accounts (tokens are never shown)."""
-    rows = _account_store(Settings.from_env()).list()
+    settings = Settings.from_env()
+    rows = _account_store(settings).list()
     if not rows:
         click.echo("no account is connected: poster-pipeline accounts add --account NAME")
         return
-    click.echo(f"{'account':<24}{'number':<12}{'auth':<10}{'active':<8}connected at")
+    click.echo(
+        f"{'account':<24}{'number':<12}{'auth':<10}{'active':<8}{'time zone':<24}connected at"
+    )
     for row in rows:
         connected = row.connected_at.strftime("%Y-%m-%d %H:%M")
         active = "yes" if row.is_active else "no"
         number = row.account_number or "-"
-        click.echo(f"{row.account:<24}{number:<12}{row.auth_method:<10}{active:<8}{connected}")
+        zone = row.time_zone or f"({settings.timezone})"  # POSTER_TIMEZONE applies
+        click.echo(
+            f"{row.account:<24}{number:<12}{row.auth_method:<10}{active:<8}{zone:<24}{connected}"
+        )
 
 
 @accounts.command("deactivate")

@@ -119,3 +119,17 @@ def test_queue_commands_report_retry_and_purge(env):
     assert "pending          3" in run(env, "queue", "status").output
     bad = run(env, "queue", "purge", "--older-than", "soon")
     assert bad.exit_code != 0 and "30d" in bad.output
+
+
+def test_an_account_keeps_its_time_zone_and_the_list_shows_it(env, demo_account):
+    run(env, "db", "upgrade")
+    add = ("accounts", "add", "--account", "api-demo", "--token", demo_account.token)
+    assert run(env, *add).exit_code == 0
+    assert "(UTC)" in run(env, "accounts", "list").output.splitlines()[1]  # POSTER_TIMEZONE
+    assert run(env, *add, "--time-zone", "Europe/Kyiv").exit_code == 0
+    assert run(env, *add).exit_code == 0  # a new token, the zone stays
+    assert "Europe/Kyiv" in run(env, "accounts", "list").output.splitlines()[1]
+
+    refused = run(env, *add, "--time-zone", "Kyiv")
+    assert refused.exit_code != 0 and "'Kyiv' is not an IANA time zone" in refused.output
+    assert "Europe/Kyiv" in run(env, "accounts", "list").output.splitlines()[1]

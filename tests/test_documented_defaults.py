@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from poster_pipeline.http.client_faults import BODY_TIMEOUT_SECONDS
 from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
+from poster_pipeline.orchestration.schedules import NIGHTLY_LOOKBACK, NIGHTLY_TICK
 from poster_pipeline.settings import Settings
 from sensors.webhooks import INTERVAL_SECONDS
 
@@ -118,3 +120,10 @@ def test_the_readme_states_the_deletion_guards_defaults():
     assert f"more than {share:.0%} of at least {rows} active rows".replace("%", " %") in text
     assert f"more than {strict_share:.0%} of at least {strict_rows})".replace("%", " %") in text
     assert f"up to {warehouse.absence_sample_size} of them one by one" in text
+
+
+def test_the_readme_states_the_nightly_schedules_tick_and_lookback():
+    hours = NIGHTLY_LOOKBACK / timedelta(hours=1)
+    minutes = NIGHTLY_TICK / timedelta(minutes=1)
+    assert f"ticks every {minutes:g} minutes" in README
+    assert f"within {hours:g} hours" in README

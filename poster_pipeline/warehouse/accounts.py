@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import Engine
 
 from poster_pipeline.poster.login import check_account_login
+from poster_pipeline.time_zones import time_zone as check_time_zone
 from poster_pipeline.warehouse.schema import accounts
 
 __all__ = [
@@ -145,10 +146,17 @@ class AccountStore:
         account_number: str | None = None,
         time_zone: str | None = None,
     ) -> Account:
-        """Connect ``account``, or replace its token and reactivate it if it was connected."""
+        """Connect ``account``, or replace its token and reactivate it if it was connected.
+
+        ``time_zone`` (IANA, e.g. ``Europe/Kyiv``; an unknown one is a ``ValueError``) sets
+        the restaurant's zone, whose 03:00 is its nightly sync; ``None`` keeps the stored one
+        (none for a new account: ``POSTER_TIMEZONE`` applies).
+        """
         check_account_login(account)
         if not token or not token.strip():
             raise ValueError("the access token is empty")
+        if time_zone is not None:
+            check_time_zone(time_zone)
         token = token.strip()
         if account_number is None and ":" in token:
             account_number = token.split(":", 1)[0]  # tokens are "{account_number}:{hex}"
@@ -158,8 +166,9 @@ class AccountStore:
             "auth_method": auth_method,
             "is_active": True,
             "updated_at": now,
-            "time_zone": time_zone,
         }
+        if time_zone is not None:
+            values["time_zone"] = time_zone
         with self._engine.begin() as conn:
             known = conn.execute(
                 sa.select(accounts.c.account_number).where(accounts.c.account == account)

@@ -20,7 +20,7 @@ from poster_pipeline.orchestration.resources import (
     WarehouseResource,
     WebhookQueueResource,
 )
-from poster_pipeline.orchestration.schedules import nightly_full_sync_schedule
+from poster_pipeline.orchestration.schedules import NIGHTLY_CRON, nightly_full_sync_schedule
 from poster_pipeline.warehouse.freshness import needs_full_sync
 from poster_pipeline.warehouse.schema import sync_status
 from tests.databases import fresh_engine, postgres_url
@@ -124,9 +124,11 @@ def test_every_entity_asset_carries_the_policy_and_the_condition():
         assert "smart sync" in str(spec.automation_condition.get_label())
 
 
-def test_the_nightly_schedule_runs_at_three_local_time_one_run_per_account(warehouse):
+def test_the_nightly_schedule_requests_the_active_accounts_with_a_partition(warehouse):
+    # These accounts have no time zone of their own: POSTER_TIMEZONE's 03:00 is theirs.
     schedule = nightly_full_sync_schedule("Europe/Kyiv")
-    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "Europe/Kyiv")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (NIGHTLY_CRON, "UTC")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     tick = datetime(2026, 12, 2, 3, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(ACCOUNTS, [a for a in ACCOUNT_STATES if a != "fresh"])
@@ -146,4 +148,4 @@ def test_the_nightly_schedule_runs_at_three_local_time_one_run_per_account(wareh
     )
     assert len({r.run_key for r in requests}) == len(requests)
     assert all(r.tags["poster/sync"] == "full" for r in requests)
-    assert all(tick.isoformat() in r.run_key for r in requests)
+    assert all(r.run_key == f"nightly:{r.partition_key}:2026-12-02" for r in requests)

@@ -134,6 +134,22 @@ def test_reconnecting_keeps_the_time_zone_and_the_connection_date(store, account
     assert store.token(account) == token_of(number, "b")
 
 
+def test_adding_again_without_a_time_zone_keeps_the_stored_one(store, account):
+    number = number_of(account)
+    store.add(account, token_of(number), now=NOW, time_zone="Europe/Kyiv")
+    assert store.add(account, token_of(number, "b"), now=LATER).time_zone == "Europe/Kyiv"
+    changed = store.add(account, token_of(number, "c"), now=LATER, time_zone="Asia/Kolkata")
+    assert changed.time_zone == "Asia/Kolkata"
+    assert store.token(account) == token_of(number, "c")
+
+
+def test_an_unknown_time_zone_is_refused_and_nothing_is_stored(store, account):
+    with pytest.raises(ValueError, match="'Europe/Kiev2' is not an IANA time zone"):
+        store.add(account, token_of(number_of(account)), now=NOW, time_zone="Europe/Kiev2")
+    with pytest.raises(AccountError):
+        store.get(account)
+
+
 def test_a_login_without_a_number_gets_posters(store, account):
     store.add(account, "a-token-without-its-number", now=NOW)
     assert store.get(account).account_number is None
