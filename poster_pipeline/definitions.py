@@ -20,7 +20,7 @@ from poster_pipeline.orchestration.resources import (
 from poster_pipeline.orchestration.schedules import nightly_full_sync_schedule
 from poster_pipeline.settings import Settings
 from sensors.accounts import account_partitions_sensor
-from sensors.alerts import dead_webhook_events_alert, run_failure_alert
+from sensors.alerts import dead_webhook_events_alert, run_failure_alert, sync_silence_alert
 from sensors.sync_requests import sync_requests_sensor
 from sensors.webhooks import webhook_queue_sensor
 
@@ -50,6 +50,7 @@ defs = dg.Definitions(
         smart_sync_sensor,
         run_failure_alert,
         dead_webhook_events_alert,
+        sync_silence_alert(timedelta(hours=settings.smart_sync_window_hours)),
         sync_requests_sensor,
     ],
     resources={

@@ -1,11 +1,12 @@
-"""Failure alerts: a failed sync run, or webhook events that died, reach a person.
+"""Failure alerts: a failed sync run, webhook events that died, or an account's entity that
+nothing has fully synced for too long (silence) reach a person.
 
-Both sensors ask ``AlertsResource`` for the configured targets once per evaluation; with none
+The sensors ask ``AlertsResource`` for the configured targets once per evaluation; with none
 configured they log that and do nothing else (no warehouse access). The logic lives in
 ``poster_pipeline.alerts``; these functions only wire Dagster's context to it.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -18,9 +19,15 @@ from poster_pipeline.alerts import (
     find_newly_dead,
     notify_run_failure,
 )
+from poster_pipeline.alerts.silence import SilenceCursor, silence_threshold
+from poster_pipeline.alerts.silence_notify import check_silence
+from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.orchestration.resources import WarehouseResource
 
 NO_TARGET = "no alert target is configured"
+#: Silence is measured in hours: a check every 10 minutes is prompt enough and costs one
+#: small read of ``accounts`` and ``sync_status``.
+SILENCE_CHECK_SECONDS = 600
 
 
 @dg.run_failure_sensor(
@@ -85,3 +92,46 @@ def dead_webhook_events_alert(
     return dg.SensorResult(
         skip_reason=f"alerted {len(dead)} dead webhook events", cursor=advanced.to_json()
     )
+
+
+def sync_silence_alert(smart_sync_window: timedelta) -> dg.SensorDefinition:
+    """The silence sensor for smart sync's ``smart_sync_window`` (``POSTER_SMART_SYNC_HOURS``):
+    a pair is silent after twice that without a successful full sync (see
+    ``poster_pipeline.alerts.silence``). A factory, like the assets, so the window is the one
+    the code location gives smart sync, not a second copy."""
+    threshold = silence_threshold(smart_sync_window)
+    hours = f"{threshold.total_seconds() / 3600:g} h"
+
+    @dg.sensor(
+        name="sync_silence_alert",
+        minimum_interval_seconds=SILENCE_CHECK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Sends one alert listing the active accounts' entities that had no "
+        f"successful full sync for {hours} (twice the smart-sync window), e.g. because nothing "
+        f"runs; each pair at most once per {hours} while silent, again after it recovered.",
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """The cursor holds what the grace periods need (accounts seen becoming active, when
+        each entity first appeared); the alert state is in ``alerts_sent``."""
+        notifiers = alerts.notifiers(context.log)
+        if not notifiers:
+            return dg.SkipReason(NO_TARGET)
+        try:
+            cursor = SilenceCursor.from_json(context.cursor)
+        except ValueError as exc:
+            context.log.warning(f"{exc}; starting over")
+            cursor = SilenceCursor()
+        outcome = check_silence(
+            warehouse.engine(),
+            notifiers,
+            cursor=cursor,
+            entities=[spec.name for spec in ENTITIES],
+            now=datetime.now(UTC),
+            threshold=threshold,
+            log=context.log,
+        )
+        return dg.SensorResult(skip_reason=outcome.summary(), cursor=outcome.cursor.to_json())
+
+    return _sensor
