@@ -14,13 +14,14 @@ from poster_pipeline.alerts import (
     AlertsResource,
     DeadEventsCursor,
     FailedRun,
+    SilenceCursor,
+    check_silence,
     dead_events_alert,
     deliver,
     find_newly_dead,
     notify_run_failure,
+    silence_threshold,
 )
-from poster_pipeline.alerts.silence import SilenceCursor, silence_threshold
-from poster_pipeline.alerts.silence_notify import check_silence
 from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.orchestration.resources import WarehouseResource
 

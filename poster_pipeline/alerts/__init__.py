@@ -1,4 +1,5 @@
-"""Failure alerts: a failed sync or a dead webhook event reaches a person by e-mail or chat."""
+"""Failure alerts: a failed sync, a dead webhook event, or an entity that nothing has fully
+synced for too long (silence) reaches a person by e-mail or chat."""
 
 from poster_pipeline.alerts.alert import Alert
 from poster_pipeline.alerts.dead_events import (
@@ -18,6 +19,8 @@ from poster_pipeline.alerts.notifiers import (
 )
 from poster_pipeline.alerts.resource import AlertsResource
 from poster_pipeline.alerts.run_failure import FailedRun, RunAlertOutcome, notify_run_failure
+from poster_pipeline.alerts.silence import SilenceCursor, silence_threshold
+from poster_pipeline.alerts.silence_notify import SilenceOutcome, check_silence
 from poster_pipeline.alerts.state import AlertClaim, alerts_sent, claim_alert, release_alert
 from poster_pipeline.alerts.targets import AlertConfigError, parse_smtp_url, redact_url
 
@@ -35,8 +38,11 @@ __all__ = [
     "NotificationError",
     "Notifier",
     "RunAlertOutcome",
+    "SilenceCursor",
+    "SilenceOutcome",
     "WebhookNotifier",
     "alerts_sent",
+    "check_silence",
     "claim_alert",
     "dead_events_alert",
     "deliver",
@@ -45,4 +51,5 @@ __all__ = [
     "parse_smtp_url",
     "redact_url",
     "release_alert",
+    "silence_threshold",
 ]
