@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from poster_pipeline.alerts.silence import LISTED_PAIRS, SILENCE_FACTOR, silence_threshold
 from poster_pipeline.http.client_faults import BODY_TIMEOUT_SECONDS
 from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
 from poster_pipeline.orchestration.schedules import NIGHTLY_LOOKBACK, NIGHTLY_TICK
 from poster_pipeline.settings import Settings
+from sensors.alerts import SILENCE_CHECK_SECONDS
 from sensors.webhooks import INTERVAL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 DRAIN = (ROOT / "docs" / "drain.md").read_text()
 RECEIVER = (ROOT / "docs" / "receiver.md").read_text()
+ALERTS = (ROOT / "docs" / "alerts.md").read_text()
 QUEUE = WebhookQueueResource()
 
 
@@ -127,3 +130,25 @@ def test_the_readme_states_the_nightly_schedules_tick_and_lookback():
     minutes = NIGHTLY_TICK / timedelta(minutes=1)
     assert f"ticks every {minutes:g} minutes" in README
     assert f"within {hours:g} hours" in README
+
+
+def test_the_docs_state_the_silence_alerts_threshold_interval_and_limits():
+    window = timedelta(hours=Settings().smart_sync_window_hours)
+    hours = f"{silence_threshold(window) / timedelta(hours=1):g} h"
+    section = " ".join(ALERTS.split("## Silence", 1)[1].split("\n## ", 1)[0].split())
+    [row] = [line for line in ALERTS.splitlines() if line.startswith("| `sync_silence_alert`")]
+    assert SILENCE_FACTOR == 2 and "twice the smart-sync window" in section
+    assert f"every {SILENCE_CHECK_SECONDS / 60:g} minutes" in row
+    assert f"Every {SILENCE_CHECK_SECONDS / 60:g} minutes the sensor" in section
+    assert f"the first {LISTED_PAIRS} one per line" in section
+    tuning = "`POSTER_SMART_SYNC_HOURS=12` makes the threshold {} h".format(
+        f"{silence_threshold(timedelta(hours=12)) / timedelta(hours=1):g}"
+    )
+    assert tuning in section
+    readme = " ".join(README.split("**Alerts**", 1)[1].split("\n\n", 1)[0].split())
+    # Every other figure in hours is the default threshold.
+    for text in (section.replace(tuning, ""), row, readme):
+        figures = set(re.findall(r"\b(\d+) h\b", text))
+        assert figures <= {hours.split()[0]}, figures
+    assert f"no successful full sync for {hours}" in row
+    assert f"twice the smart-sync window ({hours})" in readme
