@@ -1,10 +1,10 @@
 """One evaluation of the silence alert: read the warehouse, decide, claim, send, clear.
 
 The rule is :mod:`poster_pipeline.alerts.silence`; this module only does its I/O in order:
-each due pair is claimed in ``alerts_sent`` before the alert goes out (so two evaluators
-never both send it), the claims are given back if no target took the alert (the next
-evaluation tries again), and the state of pairs no longer silent is deleted either way (a
-recovery note that did not reach anyone is not worth repeating).
+the due pairs are claimed in ``alerts_sent`` (one batch) before the alert goes out (so two
+evaluators never both send it), the claims are given back if no target took the alert (the
+next evaluation tries again), and the state of pairs no longer silent is deleted either way
+(a recovery note that did not reach anyone is not worth repeating).
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ from poster_pipeline.alerts.silence import (
     observe,
     silence_alert,
 )
-from poster_pipeline.alerts.state import claim_alert, release_alert
-from poster_pipeline.warehouse.silence import alerted_keys, forget_alerts, full_sync_states
+from poster_pipeline.warehouse.silence import (
+    alerted_keys,
+    claim_alerts,
+    forget_alerts,
+    full_sync_states,
+    release_alerts,
+)
 
 __all__ = ["SilenceOutcome", "check_silence"]
 
@@ -81,12 +86,8 @@ def check_silence(
     decision = decide(
         states, alerted_keys(engine, KEY_PREFIX), cursor, now=now, threshold=threshold
     )
-    claims, claimed = [], []
-    for pair in decision.due:
-        claim = claim_alert(engine, pair.key, now=now, window=threshold)
-        if claim is not None:  # else another evaluator has just sent it
-            claims.append(claim)
-            claimed.append(pair)
+    keys = claim_alerts(engine, [pair.key for pair in decision.due], now=now, window=threshold)
+    claimed = [pair for pair in decision.due if pair.key in keys]  # others: just sent elsewhere
     cleared = forget_alerts(engine, decision.clear)
     for account, entity in decision.recovered:
         log.info(f"silence over: {account} / {entity} fully synced again")
@@ -96,7 +97,6 @@ def check_silence(
     delivery = deliver(alert, notifiers, log)
     if not delivery.delivered:
         log.warning("no target took the silence alert; the next evaluation tries again")
-        for claim in claims:
-            release_alert(engine, claim)
+        release_alerts(engine, keys, claimed_at=now)
         claimed = []
     return SilenceOutcome(cursor, len(decision.silent), tuple(claimed), cleared, alert, delivery)

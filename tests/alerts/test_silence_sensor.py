@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +20,7 @@ from poster_pipeline.orchestration.resources import WarehouseResource
 from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
 from poster_pipeline.warehouse.status import record_success
 from sensors.alerts import NO_TARGET, SILENCE_CHECK_SECONDS, sync_silence_alert
+from tests.processes import clean_env
 
 ENTITY_NAMES = [spec.name for spec in ENTITIES]
 SENSOR = sync_silence_alert(timedelta(hours=24))
@@ -265,3 +268,18 @@ def test_the_sensor_checks_every_ten_minutes_and_is_on_by_default():
     assert SENSOR.name == "sync_silence_alert"
     assert SENSOR.minimum_interval_seconds == SILENCE_CHECK_SECONDS == 600
     assert SENSOR.default_status is dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_code_location_registers_it_with_its_smart_sync_window(tmp_path):
+    """``definitions.py`` passes smart sync's own window (``POSTER_SMART_SYNC_HOURS``): 6 h
+    makes the threshold 12 h. A subprocess, since the code location reads settings once."""
+    env = clean_env(POSTER_SMART_SYNC_HOURS="6", POSTER_DATA_DIR=str(tmp_path))
+    script = (
+        "from poster_pipeline.definitions import defs\n"
+        "print(defs.resolve_sensor_def('sync_silence_alert').description)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no successful full sync for 12 h (twice the smart-sync window)" in result.stdout

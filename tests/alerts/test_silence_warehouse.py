@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,10 +12,14 @@ from sqlalchemy.engine import Engine
 from poster_pipeline.alerts.state import claim_alert
 from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
 from poster_pipeline.warehouse.silence import (
+    BATCH,
+    NEVER_SENT,
     FullSyncState,
     alerted_keys,
+    claim_alerts,
     forget_alerts,
     full_sync_states,
+    release_alerts,
 )
 from poster_pipeline.warehouse.status import record_failure, record_success
 
@@ -96,3 +101,42 @@ def test_only_the_silence_keys_are_read_and_only_the_named_ones_forgotten(wareho
         "poster/suppliers|api-demo",
         "silenceXa",
     }
+
+
+def test_claims_are_made_once_per_window_and_can_be_given_back(warehouse):
+    hour = timedelta(hours=1)
+    keys = ["silence:a:suppliers", "silence:b:suppliers"]
+    assert claim_alerts(warehouse, keys, now=NOW, window=hour) == set(keys)
+    assert claim_alerts(warehouse, keys, now=NOW + hour / 2, window=hour) == set()
+    assert claim_alerts(warehouse, keys[:1], now=NOW + hour, window=hour) == {keys[0]}
+
+    release_alerts(warehouse, keys, claimed_at=NOW + hour)  # only a's claim is this one
+    assert alerted_keys(warehouse, "silence:") == {keys[0]: NEVER_SENT, keys[1]: NOW}
+    # Given back, a's claim is open at once; b's is still within a longer window.
+    later = NOW + hour + timedelta(minutes=1)
+    assert claim_alerts(warehouse, keys, now=later, window=2 * hour) == {keys[0]}
+
+
+def test_claims_of_thousands_of_keys_go_in_batches(warehouse):
+    keys = [f"silence:cafe-{n:04}:suppliers" for n in range(2 * BATCH + 5)]
+    assert claim_alerts(warehouse, keys, now=NOW, window=timedelta(hours=48)) == set(keys)
+    release_alerts(warehouse, keys, claimed_at=NOW)
+    assert set(alerted_keys(warehouse, "silence:").values()) == {NEVER_SENT}
+
+
+def test_two_evaluators_never_claim_the_same_key(warehouse):
+    keys = [f"silence:cafe-{n:03}:suppliers" for n in range(300)]
+    start = threading.Barrier(2)
+    results: list[set[str]] = []
+
+    def evaluator() -> None:
+        start.wait()
+        results.append(claim_alerts(warehouse, keys, now=NOW, window=timedelta(hours=48)))
+
+    threads = [threading.Thread(target=evaluator) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    first, second = results
+    assert first | second == set(keys) and not first & second
