@@ -15,10 +15,10 @@ When silence is measured from
     was connected, so a new account has the whole threshold to sync before it alerts. Two
     more grace periods come from what the sensor saw (its cursor, :class:`SilenceCursor`): an
     account that became active again (reactivated) is measured from then at the earliest, and
-    a pair never synced from when the sensor first saw its entity in the catalogue (an entity
-    added by a release does not alert at once for every account; neither does, for 1
-    threshold, a pair never synced when the sensor is first deployed). Deactivated accounts
-    are not watched.
+    a pair never synced from when the sensor first saw its entity in the catalogue (so an
+    entity added by a release does not alert at once for every account, and neither do pairs
+    never synced during the first threshold after the sensor is deployed). Deactivated
+    accounts are not watched.
 
 How often
     A silent pair alerts once, then again every threshold while it stays silent (the period
