@@ -16,7 +16,6 @@ from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
 from poster_pipeline.orchestration.schedules import NIGHTLY_LOOKBACK, NIGHTLY_TICK
 from poster_pipeline.settings import Settings
-from sensors.webhooks import INTERVAL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -56,7 +55,7 @@ ENV_DEFAULTS = {
     "POSTER_API_URL": Settings().api_url,
     "POSTER_TIMEZONE": Settings().timezone,
     "POSTER_SMART_SYNC_HOURS": Settings().smart_sync_window_hours,
-    "POSTER_WEBHOOK_SENSOR_INTERVAL": INTERVAL_SECONDS,
+    "POSTER_WEBHOOK_SENSOR_INTERVAL": Settings().webhook_sensor_interval_s,
 }
 
 
