@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from poster_pipeline.poster.client import DEFAULT_API_URL
 from poster_pipeline.warehouse.engine import default_database_url
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+N = TypeVar("N", int, float)
 
 DEFAULT_DATA_DIR = ".poster-pipeline"
 #: The seed project's variable names → the names they stand for.
@@ -82,6 +84,21 @@ def _application_variable(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _positive(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N:
+    """``name`` as a positive number, ``default`` when unset; a clear error when it is not."""
+    text = env.get(name) or ""
+    if not text.strip():
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = kind(0)
+    if value <= 0:
+        unit = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {unit} greater than 0, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """What an operator configures. Secrets are excluded from ``repr``."""
@@ -96,6 +113,8 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     timezone: str = "UTC"
     smart_sync_window_hours: float = 24.0
+    #: Minimum seconds between webhook-queue sensor ticks (``sensors/webhooks.py``).
+    webhook_sensor_interval_s: int = 1
     alert_email_to: str | None = None
     smtp_url: str | None = field(default=None, repr=False)  # may hold a password
     alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
@@ -115,7 +134,8 @@ class Settings:
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
             api_key=env.get("POSTER_API_KEY") or None,
             timezone=env.get("POSTER_TIMEZONE") or "UTC",
-            smart_sync_window_hours=float(env.get("POSTER_SMART_SYNC_HOURS") or 24),
+            smart_sync_window_hours=_positive(env, "POSTER_SMART_SYNC_HOURS", float, 24.0),
+            webhook_sensor_interval_s=_positive(env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, 1),
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,

@@ -7,21 +7,22 @@ newly due events itself for a while, so while one is active the sensor stands ba
 event has waited ``drain_handoff_s`` (the active run is lost, stuck or saturated).
 """
 
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
+from poster_pipeline.orchestration.dagster_tags import PRIORITY_TAG
 from poster_pipeline.orchestration.drain import DRAIN_OP, DrainConfig, webhook_drain_job
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
+from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.queue import EventGroup, group_claimed, oldest_due
 
 # Dagster's sensor loop runs a sensor at most every ~5 s whatever is asked (dagster-notes.md
 # §2); asking for 1 s gets that 5 s, asking for 5 s gets 5–10 s.
-INTERVAL_SECONDS = int(os.environ.get("POSTER_WEBHOOK_SENSOR_INTERVAL", "1"))
+INTERVAL_SECONDS = Settings.from_env().webhook_sensor_interval_s
 
 
 def drain_request(claim_id: str, groups: list[EventGroup]) -> dg.RunRequest:
@@ -33,7 +34,7 @@ def drain_request(claim_id: str, groups: list[EventGroup]) -> dg.RunRequest:
         tags={
             SYNC_TAG: "partial",
             # Dequeued before full syncs: webhook latency should not wait behind a nightly run.
-            "dagster/priority": "10",
+            PRIORITY_TAG: "10",
             "poster/events": str(sum(len(g.events) for g in groups)),
             "poster/groups": str(len(groups)),
             "poster/accounts": str(len({g.account for g in groups})),

@@ -18,7 +18,6 @@ from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQu
 from poster_pipeline.orchestration.schedules import NIGHTLY_LOOKBACK, NIGHTLY_TICK
 from poster_pipeline.settings import Settings
 from sensors.alerts import SILENCE_CHECK_SECONDS
-from sensors.webhooks import INTERVAL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -59,7 +58,7 @@ ENV_DEFAULTS = {
     "POSTER_API_URL": Settings().api_url,
     "POSTER_TIMEZONE": Settings().timezone,
     "POSTER_SMART_SYNC_HOURS": Settings().smart_sync_window_hours,
-    "POSTER_WEBHOOK_SENSOR_INTERVAL": INTERVAL_SECONDS,
+    "POSTER_WEBHOOK_SENSOR_INTERVAL": Settings().webhook_sensor_interval_s,
 }
 
 

@@ -162,3 +162,25 @@ def test_the_code_location_loads_and_logs_the_refusal_as_an_error(tmp_path: Path
     assert int(result.stdout) > 0
     assert SEED_TOKEN_MESSAGE in result.stderr
     assert SEED_TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("POSTER_SMART_SYNC_HOURS", "a day"),
+        ("POSTER_SMART_SYNC_HOURS", "-1"),
+        ("POSTER_WEBHOOK_SENSOR_INTERVAL", "0"),
+        ("POSTER_WEBHOOK_SENSOR_INTERVAL", "1.5"),
+    ],
+)
+def test_a_number_that_is_not_one_is_refused_naming_the_variable(variable: str, value: str):
+    with pytest.raises(SettingsError, match=f"{variable} must be .* greater than 0, got '{value}'"):
+        Settings.from_env({variable: value})
+
+
+def test_numbers_are_read_and_blank_means_the_default():
+    settings = Settings.from_env(
+        {"POSTER_SMART_SYNC_HOURS": "6.5", "POSTER_WEBHOOK_SENSOR_INTERVAL": " "}
+    )
+    assert settings.smart_sync_window_hours == 6.5
+    assert settings.webhook_sensor_interval_s == Settings().webhook_sensor_interval_s

@@ -20,9 +20,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
 from poster_pipeline.orchestration.assets import SYNC_TAG
+from poster_pipeline.orchestration.dagster_tags import PARTITION_TAG, SCHEDULE_NAME_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.nightly import due_nightly
 from poster_pipeline.orchestration.partitions import ACCOUNTS
@@ -111,6 +111,6 @@ def _launched(instance: dg.DagsterInstance, since: datetime) -> set[tuple[str, s
         dg.RunsFilter(tags={SCHEDULE_NAME_TAG: NAME}, created_after=since)
     )
     return {
-        (r.dagster_run.tags.get(PARTITION_NAME_TAG, ""), r.dagster_run.tags.get(LOCAL_DATE_TAG, ""))
+        (r.dagster_run.tags.get(PARTITION_TAG, ""), r.dagster_run.tags.get(LOCAL_DATE_TAG, ""))
         for r in records
     }

@@ -9,7 +9,6 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from poster_pipeline.catalogue import entity
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
@@ -112,7 +111,7 @@ def test_smart_sync_requests_exactly_the_stale_idle_active_accounts(warehouse):
         job_def=DEFS.resolve_implicit_global_asset_job_def(),
         asset_selection=frozenset([INGREDIENTS]),
         tags={"dagster/partition": "in-flight"},
-        status=DagsterRunStatus.STARTED,
+        status=dg.DagsterRunStatus.STARTED,
     )
     assert requested(instance) == {"never-synced", "stale", "stale-recent-partial"}
 

@@ -10,9 +10,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from dagster._core.test_utils import create_run_for_test
 
 from poster_pipeline.orchestration.assets import entity_assets
+from poster_pipeline.orchestration.dagster_tags import PARTITION_TAG, RUN_KEY_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.nightly import due_nightly, nightly_instant
 from poster_pipeline.orchestration.partitions import ACCOUNTS
@@ -170,14 +170,13 @@ def run_schedule(warehouse: WarehouseResource, at: list[datetime]) -> list[dg.Ru
                 assert local(tick, zone).date().isoformat() == day
                 requests.append(request)
                 # What the daemon does with a request: a run tagged with its schedule.
-                create_run_for_test(
-                    instance,
-                    job_name=full_sync_job.name,
+                instance.create_run_for_job(
+                    job_def=defs.resolve_job_def(full_sync_job.name),
                     tags={
                         **request.tags,
-                        "dagster/schedule_name": schedule.name,
-                        "dagster/partition": request.partition_key,
-                        "dagster/run_key": request.run_key,
+                        **dg.DagsterRun.tags_for_schedule(schedule),
+                        PARTITION_TAG: request.partition_key,
+                        RUN_KEY_TAG: request.run_key,
                     },
                 )
     return requests

@@ -11,11 +11,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from dagster._core.storage.tags import RUN_KEY_TAG
 
 from poster_pipeline.catalogue import entity
 from poster_pipeline.http import ReceiverSettings, create_app
 from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, entity_assets
+from poster_pipeline.orchestration.dagster_tags import RUN_KEY_TAG
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
