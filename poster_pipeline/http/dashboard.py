@@ -93,7 +93,9 @@ _HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on form
+    # posts, which the login and logout checks must refuse.
+    "Referrer-Policy": "same-origin",
 }
 
 _templates = Jinja2Templates(

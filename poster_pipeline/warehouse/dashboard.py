@@ -177,7 +177,7 @@ def _overview(
             )
             .group_by(e.account, e.entity, e.status)
         )
-        for account, entity, status, count in conn.execute(query).tuples():
+        for account, entity, status, count in conn.execute(query):
             cells.setdefault((account, entity), dict.fromkeys(CELL_STATUSES, 0))[status] = count
     dead = conn.execute(
         sa.select(
