@@ -10,7 +10,9 @@ one in ``docs/`` is made).
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +183,24 @@ def test_a_person_logs_in_and_sees_each_entity_with_the_failed_one_marked(
     assert driver.current_url.endswith("/dashboard/login")
     driver.get(f"{server}/dashboard")
     assert driver.current_url.endswith("/dashboard/login")
+
+
+def test_the_documented_curl_command_reads_the_failing_restaurants(server: str):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text()
+    [command] = [
+        line
+        for block in re.findall(r"```sh\n(.*?)```", page, flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("curl")
+    ]
+    output = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command.replace("http://127.0.0.1:8080", server)],
+        env=clean_env(POSTER_API_KEY=API_KEY),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    shown = re.findall(r'<tr data-account="([^"]*)">', output)
+    assert shown == ["api-demo"]  # the one restaurant with a failed entity
+    assert f'data-entity="{FAILING.name}" data-state="failed"' in output

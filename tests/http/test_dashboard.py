@@ -407,3 +407,31 @@ def test_a_page_costs_the_same_few_queries_for_2_or_502_restaurants(engine, many
 @pytest.fixture
 def many_factory(request: pytest.FixtureRequest):
     return lambda: request.getfixturevalue("many")
+
+
+def test_the_embedded_sqlite_warehouse_serves_the_same_page(tmp_path):
+    """The demo's default warehouse: the same queries work on SQLite."""
+    engine = fresh_engine("sqlite", tmp_path)
+    try:
+        add_accounts(engine, ["api-demo", "second-cafe", "100%_cafe"])
+        synced(engine, "api-demo", "ingredients", ago=timedelta(minutes=5))
+        failed(engine, "second-cafe", "products", "HTTP 500")
+        add_event(engine, "api-demo", "ingredients", "pending", received_ago=timedelta(hours=3))
+        add_event(engine, "api-demo", "ingredients", "dead", error="gone")
+        with app_client(engine) as client:
+            html = client.get(DASHBOARD, headers=BEARER).text
+            grid = cells(html)
+            assert grid["api-demo", "ingredients"] == "ok"
+            assert grid["second-cafe", "products"] == "failed"
+            assert re.search(r'id="oldest-pending">3 h<', html)
+            failing = client.get(f"{DASHBOARD}?state=failing", headers=BEARER).text
+            assert accounts_shown(failing) == ["second-cafe"]
+            literal = client.get(f"{DASHBOARD}?q=0%25_", headers=BEARER).text
+            assert accounts_shown(literal) == ["100%_cafe"]
+            assert accounts_shown(client.get(f"{DASHBOARD}?q=DEMO", headers=BEARER).text) == [
+                "api-demo"
+            ]
+            stale = client.get(f"{DASHBOARD}?state=stale", headers=BEARER).text
+            assert len(accounts_shown(stale)) == 3
+    finally:
+        engine.dispose()

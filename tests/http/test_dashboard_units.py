@@ -3,7 +3,9 @@ the session keys."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
+from pathlib import Path
 
 from poster_pipeline.http.dashboard_auth import DashboardKeys, LoginThrottle, same_origin
 from poster_pipeline.http.dashboard_view import dagster_link, span
@@ -70,3 +72,13 @@ def test_sessions_and_login_tokens_are_bound_to_the_key_and_to_their_purpose():
     # A session cookie is no login token, nor the other way round.
     assert not keys.login_token_valid(cookie, cookie) and keys.session(token) is None
     assert keys.matches("key-one") and not keys.matches("key-on") and not keys.matches("")
+
+
+def test_every_template_is_package_data_so_a_non_editable_install_has_it():
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["poster_pipeline.http"]
+    package = root / "poster_pipeline" / "http"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    templates = {path for path in (package / "templates").rglob("*") if path.is_file()}
+    assert templates and templates <= shipped
