@@ -138,8 +138,11 @@ def test_a_person_logs_in_and_sees_each_entity_with_the_failed_one_marked(
     server: str, browser, tmp_path: Path
 ):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as when
+    from selenium.webdriver.support.wait import WebDriverWait
 
     driver = browser
+    wait = WebDriverWait(driver, timeout=15)
     driver.get(f"{server}/dashboard")
     # No session: the login form, and no data.
     assert driver.current_url.endswith("/dashboard/login")
@@ -147,12 +150,15 @@ def test_a_person_logs_in_and_sees_each_entity_with_the_failed_one_marked(
 
     driver.find_element(By.ID, "key").send_keys("not-the-key")
     driver.find_element(By.ID, "login").click()
-    assert "That is not the key." in driver.find_element(By.ID, "login-error").text
+    error = wait.until(when.presence_of_element_located((By.ID, "login-error")))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert "That is not the key." in error.text
     assert "api-demo" not in driver.page_source
 
     driver.find_element(By.ID, "key").send_keys(API_KEY)
     driver.find_element(By.ID, "login").click()
-    assert driver.current_url == f"{server}/dashboard"
+    wait.until(when.url_to_be(f"{server}/dashboard"))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
     # The session cookie is out of the page's scripts' reach.
     assert driver.execute_script("return document.cookie") == ""
 
@@ -180,7 +186,7 @@ def test_a_person_logs_in_and_sees_each_entity_with_the_failed_one_marked(
         shutil.copyfile(shot, target)
 
     driver.find_element(By.ID, "logout").click()
-    assert driver.current_url.endswith("/dashboard/login")
+    wait.until(when.url_to_be(f"{server}/dashboard/login"))
     driver.get(f"{server}/dashboard")
     assert driver.current_url.endswith("/dashboard/login")
 

@@ -301,14 +301,14 @@ def test_an_empty_queue_says_so(engine):
 def test_each_cell_links_to_its_asset_partition_in_dagster_when_the_url_is_set(engine):
     with app_client(engine, dagster_url="http://dagster.local:3000/") as client:
         html = client.get(DASHBOARD, headers=BEARER).text
-    links = set(re.findall(r'class="dagster" href="([^"]+)"', html))
+    links = set(re.findall(r'class="dagster muted" href="([^"]+)"', html))
     assert len(links) == 2 * len(ENTITY_NAMES)
     assert (
         "http://dagster.local:3000/assets/poster/ingredients?partition=api-demo&amp;view=partitions"
         in links
     )
     with app_client(engine) as client:
-        assert 'class="dagster"' not in client.get(DASHBOARD, headers=BEARER).text
+        assert 'class="dagster' not in client.get(DASHBOARD, headers=BEARER).text
 
 
 # --- 500 restaurants: filters and pages in SQL ----------------------------------------------
