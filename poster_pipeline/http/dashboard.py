@@ -129,7 +129,8 @@ class PageQuery:
         if state not in STATE_FILTERS:
             raise _BadQuery(f"state must be one of {', '.join(STATE_FILTERS)}")
         raw_page = params.get("page") or "1"
-        if not raw_page.isdigit() or int(raw_page) < 1 or len(raw_page) > 6:
+        digits = raw_page.isascii() and raw_page.isdigit()  # "²" is a digit to isdigit()
+        if not digits or len(raw_page) > 6 or int(raw_page) < 1:
             raise _BadQuery("page must be a whole number from 1")
         return cls(name=name, state=state, page=int(raw_page))
 
@@ -193,10 +194,9 @@ class Dashboard:
         headers: dict[str, str] | None = None,
         **context: Any,
     ) -> Response:
-        response = _templates.TemplateResponse(
+        return _templates.TemplateResponse(
             request, template, context, status_code=status, headers={**_HEADERS, **(headers or {})}
         )
-        return response
 
     def _message(
         self, request: Request, status: int, title: str, message: str, **kw: Any

@@ -90,6 +90,11 @@ class ReceiverSettings:
             raise ReceiverConfigError("smart_sync_window_hours must be positive")
         if self.force_interval_seconds < 0:
             raise ReceiverConfigError("force_interval_seconds must not be negative")
+        if self.dagster_url and not self.dagster_url.strip().startswith(("http://", "https://")):
+            raise ReceiverConfigError(
+                "POSTER_DAGSTER_URL must be the Dagster UI's http:// or https:// URL, "
+                "e.g. http://127.0.0.1:3000"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReceiverSettings:

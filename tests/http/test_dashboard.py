@@ -372,7 +372,16 @@ def test_filters_by_name_and_by_state(many):
 
 
 @pytest.mark.parametrize(
-    "query", ["page=0", "page=abc", "page=-1", "state=broken", "q=" + "x" * 101]
+    "query",
+    [
+        "page=0",
+        "page=abc",
+        "page=-1",
+        "page=%C2%B2",
+        "page=9999999",
+        "state=broken",
+        "q=" + "x" * 101,
+    ],
 )
 def test_a_bad_filter_is_answered_400_with_what_to_fix(engine, query):
     with app_client(engine) as client:

@@ -7,8 +7,11 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from poster_pipeline.http.dashboard_auth import DashboardKeys, LoginThrottle, same_origin
 from poster_pipeline.http.dashboard_view import dagster_link, span
+from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 
 
 class Clock:
@@ -82,3 +85,10 @@ def test_every_template_is_package_data_so_a_non_editable_install_has_it():
     shipped = {path for pattern in patterns for path in package.glob(pattern)}
     templates = {path for path in (package / "templates").rglob("*") if path.is_file()}
     assert templates and templates <= shipped
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "dagster.local:3000", "ftp://x"])
+def test_a_dagster_url_that_is_not_http_is_refused_when_the_server_starts(url):
+    with pytest.raises(ReceiverConfigError, match="POSTER_DAGSTER_URL must be"):
+        ReceiverSettings(application_secret="s", dagster_url=url)
+    assert ReceiverSettings(application_secret="s", dagster_url="https://ops/dagster")
