@@ -118,6 +118,7 @@ class Settings:
     alert_email_to: str | None = None
     smtp_url: str | None = field(default=None, repr=False)  # may hold a password
     alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
+    dagster_url: str | None = None
     #: ``POSTER_ACCESS_TOKEN`` is set (its value is never kept): see :meth:`require_supported`.
     seed_access_token: bool = False
 
@@ -139,6 +140,7 @@ class Settings:
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,
+            dagster_url=env.get("POSTER_DAGSTER_URL") or None,
             seed_access_token=bool(env.get(SEED_TOKEN_VARIABLE)),
         )
 

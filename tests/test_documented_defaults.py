@@ -80,6 +80,7 @@ def test_variables_documented_as_unset_have_no_default():
         "POSTER_ALERT_EMAIL_TO": unset.alert_email_to,
         "POSTER_SMTP_URL": unset.smtp_url,
         "POSTER_ALERT_WEBHOOK_URL": unset.alert_webhook_url,
+        "POSTER_DAGSTER_URL": unset.dagster_url,
     }
     documented = table_after(README, "## Configuration")
     for variable, value in fields.items():

@@ -48,6 +48,7 @@ from poster_pipeline.http.bodies import (
     webhook_from,
 )
 from poster_pipeline.http.client_faults import BodyDeadline
+from poster_pipeline.http.dashboard import dashboard_routes
 from poster_pipeline.http.database import DatabaseGate, receiver_engine
 from poster_pipeline.http.errors import RequestRejected, exception_handlers
 from poster_pipeline.http.health import Health
@@ -173,6 +174,7 @@ def create_app(settings: ReceiverSettings | None = None, engine: Engine | None =
         for path in (WEBHOOK_PATH, WEBHOOK_PATH + "/")
     ]
     routes += [*sync_api_routes(settings, database), *oauth_routes(settings, database)]
+    routes += dashboard_routes(settings, database)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -47,6 +47,10 @@ class ReceiverSettings:
     - ``smart_sync_window_hours``: smart sync's freshness window, for ``needsSync``.
     - ``force_interval_seconds``: the least time between two forced syncs of one account
       and entity.
+
+    The operators' page (``docs/dashboard.md``) is protected by ``api_key`` too (503 when it
+    is unset) and links each cell to ``dagster_url`` (``POSTER_DAGSTER_URL``, the Dagster
+    UI's base URL; unset, no links).
     """
 
     application_secret: str = field(repr=False)
@@ -64,6 +68,7 @@ class ReceiverSettings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     smart_sync_window_hours: float = 24.0
     force_interval_seconds: float = 60.0
+    dagster_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.application_secret:
@@ -85,6 +90,11 @@ class ReceiverSettings:
             raise ReceiverConfigError("smart_sync_window_hours must be positive")
         if self.force_interval_seconds < 0:
             raise ReceiverConfigError("force_interval_seconds must not be negative")
+        if self.dagster_url and not self.dagster_url.strip().startswith(("http://", "https://")):
+            raise ReceiverConfigError(
+                "POSTER_DAGSTER_URL must be the Dagster UI's http:// or https:// URL, "
+                "e.g. http://127.0.0.1:3000"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReceiverSettings:
@@ -102,6 +112,7 @@ class ReceiverSettings:
             token_key=settings.token_key,
             data_dir=settings.data_dir,
             smart_sync_window_hours=settings.smart_sync_window_hours,
+            dagster_url=settings.dagster_url,
         )
 
     @classmethod
