@@ -411,6 +411,15 @@ def test_every_manifest_parses_as_a_kubernetes_object():
         assert {"apiVersion", "kind", "metadata", "spec"} <= document.keys(), name
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--listen", "0.0.0.0"], ["db", "migrate"], ["daemon"], ["serve", "--port", "x"]],
+)
+def test_a_command_the_cli_does_not_have_is_refused(argv):
+    with pytest.raises(click.UsageError):
+        cli_accepts(argv)
+
+
 def test_every_container_runs_a_command_the_cli_has():
     commands = [c["args"] for _, c in containers()]
     assert ["poster-pipeline", "db", "upgrade"] in commands
