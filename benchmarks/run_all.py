@@ -1,7 +1,7 @@
 """Run every benchmark in order and print all figures next to their targets and references.
 
-    python -m benchmarks.run_all            # the full run (about 20 minutes on 2 cores)
-    python -m benchmarks.run_all --smoke    # a tiny run (under 3 minutes) that CI keeps working
+    python -m benchmarks.run_all            # the full run (about 30 minutes on 2 cores)
+    python -m benchmarks.run_all --smoke    # a tiny run (under 5 minutes) that CI keeps working
 
 Each benchmark runs as its own process (``python -m benchmarks.<name>``) and appends its figures
 to a JSON-lines file; the summary at the end is read from it. The exit status is non-zero only
@@ -22,7 +22,14 @@ from pathlib import Path
 
 from benchmarks.figures import Figure, common_arguments, print_figures
 
-BENCHMARKS = ("full_sync", "webhook_ingest", "webhook_latency", "api_economy", "dashboard")
+BENCHMARKS = (
+    "full_sync",
+    "webhook_ingest",
+    "webhook_latency",
+    "api_economy",
+    "dashboard",
+    "dagster_storage",
+)
 
 
 def run(name: str, smoke: bool, figures_file: Path) -> tuple[bool, float]:
