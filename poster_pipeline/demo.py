@@ -144,7 +144,9 @@ _QUIET_WARNINGS = (
     "ignore:Function `dev_command` is superseded",
     "ignore:Parameter `owners` of initializer `SensorDefinition.__init__` is currently in beta",
 )
-#: How long the demo's services get to stop after Ctrl-C before they are terminated.
+#: How long the runs in progress get to end once cancelled (a run's step notices within
+#: seconds), and the demo's services to stop after that before they are terminated.
+CANCEL_GRACE_SECONDS = 15.0
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -406,11 +408,11 @@ def run_ui(
                     if not waiting:
                         on_ready()
         finally:
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            _cancel_runs_in_flight(dagster_home, deadline)
+            _cancel_runs_in_flight(dagster_home, time.monotonic() + CANCEL_GRACE_SECONDS)
             for child in children.values():
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
             for name, child in children.items():
                 if not _stop_group(child, deadline):
                     log.warning("%s did not stop within %.0f s: killed", name, STOP_GRACE_SECONDS)
