@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
@@ -224,6 +225,11 @@ def test_demo_runs_dagster_webhooks_sync_api_oauth_and_stops_on_ctrl_c(tmp_path)
         )
 
         interrupt_and_check_clean_exit(process, log, [port, emulator_port, receiver_port])
+        # The drain run was still claiming (it does for minutes): Ctrl-C cancelled it, as the
+        # UI's Terminate would, rather than leave it running or kill it mid-step.
+        with dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster")) as instance:
+            drains = instance.get_runs(filters=dg.RunsFilter(tags={"poster/sync": "partial"}))
+            assert [run.status for run in drains] == [dg.DagsterRunStatus.CANCELED]
     except AssertionError:
         print(log.read_text()[-5000:])
         raise
