@@ -1,9 +1,12 @@
 """The newcomer's demo: the emulator with a demo restaurant, the warehouse, and Dagster.
 
 ``poster-pipeline demo --once`` syncs everything once in this process and prints what landed;
-``poster-pipeline demo`` starts the webhook receiver and Dagster's webserver and daemon
-(``dagster dev``) on the same setup, with the emulator sending its webhooks to the receiver, and
-leaves the clicking to you.
+``poster-pipeline demo`` starts the webhook receiver (with the sync API and OAuth connect on,
+against the emulator) and Dagster's webserver and daemon (``dagster dev``) on the same setup,
+with the emulator sending its webhooks to the receiver, and leaves the clicking to you. It
+prints a banner once everything answers, keeps Dagster's services at warning level, and stops
+its children cleanly on Ctrl-C. Ports: :mod:`poster_pipeline.demo_ports`; one demo per data
+folder: :mod:`poster_pipeline.demo_lock`.
 """
 
 from __future__ import annotations
