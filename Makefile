@@ -26,8 +26,9 @@ test: lint
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
 
+# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS='--changes-every 30'.
 demo: $(INSTALLED)
-	$(BIN)/poster-pipeline demo
+	$(BIN)/poster-pipeline demo $(DEMO_ARGS)
 
 emulator: $(INSTALLED)
 	$(BIN)/poster-pipeline emulator

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -212,12 +215,23 @@ def queue_purge(older_than: timedelta) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Sync everything once, print a table and exit.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI interface.")
-@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option(
-    "--emulator-port", default=8765, show_default=True, type=int, help="0 picks a free port."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Dagster UI port [default: 3000, or a free one when 3000 is taken; 0: a free one].",
 )
 @click.option(
-    "--receiver-port", default=8080, show_default=True, type=int, help="Webhook receiver port."
+    "--emulator-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Poster emulator port [default: 8765, or a free one when taken; --once: a free one].",
+)
+@click.option(
+    "--receiver-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Webhook receiver port [default: 8080, or a free one when 8080 is taken].",
 )
 @click.option(
     "--changes-every",
@@ -226,52 +240,149 @@ def queue_purge(older_than: timedelta) -> None:
     metavar="SECONDS",
     help="Change a random ingredient in the emulator this often (webhook-driven syncs).",
 )
+@click.pass_context
 def demo(
+    ctx: click.Context,
     once: bool,
     host: str,
-    port: int,
-    emulator_port: int,
-    receiver_port: int,
+    port: int | None,
+    emulator_port: int | None,
+    receiver_port: int | None,
     changes_every: float | None,
 ) -> None:
-    """Try the pipeline on the Poster emulator's demo restaurant (no Poster account needed)."""
-    from poster_pipeline.demo import (
-        connect_demo_account,
-        format_summary,
-        run_ui,
-        start_changes,
-        sync_once,
-    )
+    """Try the pipeline on the Poster emulator's demo restaurant (no Poster account needed).
 
+    Everything it keeps (the SQLite warehouse, the token key, Dagster's home) is in
+    POSTER_DATA_DIR; one demo runs per data folder. `--once` beside a running demo syncs into
+    a temporary data folder instead.
+    """
     settings = Settings.from_env()
     try:
         settings.require_supported()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    webhook_url = None if once else f"http://127.0.0.1:{receiver_port}/api/poster/webhooks"
-    with start_in_thread(EmulatorConfig(webhook_url=webhook_url), port=emulator_port) as emulator:
+    if once:
+        _demo_once(settings, emulator_port or 0)
+    else:
+        verbose = bool(ctx.find_root().params.get("verbose"))
+        try:
+            _demo_ui(settings, host, port, emulator_port, receiver_port, changes_every, verbose)
+        except KeyboardInterrupt:  # Ctrl-C while starting: what started is stopped already
+            click.echo("demo stopped")
+
+
+def _demo_once(settings: Settings, emulator_port: int) -> None:
+    from poster_pipeline.demo import connect_demo_account, format_summary, sync_once
+    from poster_pipeline.demo_lock import running_demo, warehouse_fingerprint
+
+    with contextlib.ExitStack() as stack:
+        running = running_demo(settings.data_dir)
+        if running is not None:
+            if settings.database_url is not None:
+                if running.warehouse in (None, warehouse_fingerprint(settings.warehouse_url)):
+                    raise click.ClickException(
+                        f"{running.describe()}, on the same warehouse: --once would overwrite "
+                        "its data with a second emulator's. Stop it (Ctrl-C), or set "
+                        "POSTER_DATABASE_URL to another database"
+                    )
+            else:
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="demo-")))
+                click.echo(
+                    f"{running.describe()}: this sync uses a temporary data folder, "
+                    f"{folder}, deleted at exit"
+                )
+                settings = replace(settings, data_dir=folder)
+        try:
+            emulator = stack.enter_context(start_in_thread(EmulatorConfig(), port=emulator_port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"the Poster emulator cannot listen on port {emulator_port}: {exc.strerror}; "
+                "choose another with --emulator-port (0 picks a free one)"
+            ) from None
         settings = replace(settings, api_url=emulator.api_url)
         account = connect_demo_account(settings, emulator)
         click.echo(f"Poster emulator: {emulator.api_url} (demo account {account})")
         click.echo(f"warehouse: {_redacted(settings.warehouse_url)}")
-        if once:
-            success, summaries = sync_once(settings, account)
-            click.echo(format_summary(summaries))
-            if not success:
-                raise click.ClickException("some entities failed to sync (see the log above)")
-            return
-        click.echo(
-            f"webhook receiver: {webhook_url}\n"
-            f"\nDagster UI: http://{host}:{port}\n"
-            f"  Assets → group 'poster' → Materialize all → partition '{account}' fills every "
-            "table.\n"
-            "  Change an ingredient and watch a partial sync run (Runs, tag poster/sync):\n"
-            f"    curl -X PATCH {emulator.url}/control/{account}/ingredients/1 "
-            "-H 'Content-Type: application/json' -d '{\"ingredient_name\": \"Мёд\"}'\n"
-            "  Ctrl-C stops everything.\n"
+        success, summaries = sync_once(settings, account)
+        click.echo(format_summary(summaries))
+        if not success:
+            raise click.ClickException("some entities failed to sync (see the log above)")
+
+
+def _demo_ui(
+    settings: Settings,
+    host: str,
+    port: int | None,
+    emulator_port: int | None,
+    receiver_port: int | None,
+    changes_every: float | None,
+    verbose: bool,
+) -> None:
+    from poster_pipeline.demo import (
+        DemoServices,
+        connect_demo_account,
+        demo_api_key,
+        format_banner,
+        run_ui,
+        start_changes,
+    )
+    from poster_pipeline.demo_lock import DemoRunning, demo_lock
+    from poster_pipeline.demo_ports import PortTaken, choose_port
+
+    try:
+        ui = choose_port(host, port, usual=3000, what="Dagster UI", option="--port")
+        hooks = choose_port(
+            "127.0.0.1",
+            receiver_port,
+            usual=8080,
+            what="webhook receiver",
+            option="--receiver-port",
         )
+        poster = choose_port(
+            "127.0.0.1", emulator_port, usual=8765, what="Poster emulator", option="--emulator-port"
+        )
+    except PortTaken as exc:
+        raise click.ClickException(str(exc)) from None
+    api_key, generated = demo_api_key(settings)
+    services = DemoServices(host, ui.port, hooks.port, api_key, generated)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(
+                demo_lock(
+                    settings.data_dir, ui_url=services.ui_url, warehouse_url=settings.warehouse_url
+                )
+            )
+        except DemoRunning as exc:
+            raise click.ClickException(
+                f"{exc}: use it, stop it (Ctrl-C in its terminal), or set POSTER_DATA_DIR to "
+                "another folder for a second demo"
+            ) from None
+        for choice in (ui, hooks, poster):
+            if choice.note:
+                click.echo(choice.note)
+        config = EmulatorConfig(webhook_url=services.webhook_url)
+        try:
+            emulator = stack.enter_context(start_in_thread(config, port=poster.port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"the Poster emulator cannot listen on port {poster.port}: {exc.strerror}; "
+                "choose another with --emulator-port (0 picks a free one)"
+            ) from None
+        settings = replace(settings, api_url=emulator.api_url)
+        account = connect_demo_account(settings, emulator)
+        click.echo(f"Poster emulator: {emulator.api_url} (demo account {account})")
+        click.echo(f"warehouse: {_redacted(settings.warehouse_url)}")
+        click.echo("starting the webhook receiver and Dagster (about half a minute)…")
         if changes_every:
-            start_changes(emulator, account, changes_every)
-        raise SystemExit(
-            run_ui(settings, emulator, account, host=host, port=port, receiver_port=receiver_port)
+            stack.callback(start_changes(emulator, account, changes_every).set)
+        code = run_ui(
+            settings,
+            emulator,
+            account,
+            services,
+            verbose=verbose,
+            on_ready=lambda: click.echo(format_banner(services, emulator.url, account)),
         )
+    if code:
+        raise click.ClickException("the demo stopped because one of its services did")
+    click.echo("demo stopped")

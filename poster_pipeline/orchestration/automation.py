@@ -8,6 +8,7 @@ full sync the condition waits ``retry_after`` before asking again, and it never 
 run of the partition is in flight.
 """
 
+import warnings
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -81,13 +82,20 @@ def smart_sync_condition(entity: str, window: timedelta) -> dg.AutomationConditi
     )
 
 
-smart_sync_sensor = dg.AutomationConditionSensorDefinition(
-    "smart_sync",
-    target=dg.AssetSelection.groups("poster"),
-    use_user_code_server=True,  # FullSyncDue is Python that reads the warehouse
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-    run_tags={"poster/sync": "full"},
-    description="Requests a full sync of each entity and account whose last successful full "
-    "sync is older than the smart-sync window (POSTER_SMART_SYNC_HOURS, default 24).",
-)
+# `use_user_code_server` is beta in Dagster 1.13, and the only way to evaluate a condition
+# written in Python (FullSyncDue reads the warehouse): a deliberate choice, so its BetaWarning,
+# printed by every process that loads the code location, tells nobody anything.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message="Parameter `use_user_code_server`", category=dg.BetaWarning
+    )
+    smart_sync_sensor = dg.AutomationConditionSensorDefinition(
+        "smart_sync",
+        target=dg.AssetSelection.groups("poster"),
+        use_user_code_server=True,  # FullSyncDue is Python that reads the warehouse
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        run_tags={"poster/sync": "full"},
+        description="Requests a full sync of each entity and account whose last successful "
+        "full sync is older than the smart-sync window (POSTER_SMART_SYNC_HOURS, default 24).",
+    )
