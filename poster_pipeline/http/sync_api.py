@@ -83,16 +83,6 @@ _ADVISORY_LOCK = 0x706F737465723A73
 Handler = Callable[[], Awaitable[Response]]
 
 
-class _Refused(Exception):
-    """An answer other than success: the status, the message, extra headers."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-
 def _failure(
     status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -148,10 +138,10 @@ def _account_parameter(request: Request) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise _Refused(400, "give one account: ?account=NAME (omit it for every account)")
+        raise RequestRejected(400, "give one account: ?account=NAME (omit it for every account)")
     account = values[0].strip()
     if not account:
-        raise _Refused(400, "the account parameter is empty: ?account=NAME")
+        raise RequestRejected(400, "the account parameter is empty: ?account=NAME")
     return account
 
 
@@ -215,12 +205,10 @@ class SyncApi:
         try:
             self._authenticate(request)
             return await handler()
-        except _Refused as exc:
+        except RequestRejected as exc:
             return _failure(exc.status, exc.message, exc.headers)
         except SelectionError as exc:
             return _failure(exc.status, exc.message, **exc.details)
-        except RequestRejected as exc:
-            return _failure(exc.status, exc.message)
         except DatabaseUnavailable:
             return _failure(
                 503,
@@ -230,11 +218,11 @@ class SyncApi:
 
     def _authenticate(self, request: Request) -> None:
         if self._key_digest is None:
-            raise _Refused(503, "sync API disabled: set POSTER_API_KEY")
+            raise RequestRejected(503, "sync API disabled: set POSTER_API_KEY")
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
-            raise _Refused(
+            raise RequestRejected(
                 401,
                 "send the API key as 'Authorization: Bearer <POSTER_API_KEY>'",
                 {"WWW-Authenticate": 'Bearer realm="poster-pipeline"'},
@@ -244,7 +232,7 @@ class SyncApi:
                 "sync API: refused a wrong API key from %s",
                 request.client.host if request.client else "an unknown client",
             )
-            raise _Refused(
+            raise RequestRejected(
                 401,
                 "the API key is wrong",
                 {"WWW-Authenticate": 'Bearer realm="poster-pipeline", error="invalid_token"'},
@@ -365,7 +353,7 @@ class SyncApi:
 
 
 def sync_api_routes(settings: ReceiverSettings, database: DatabaseGate) -> list[Route]:
-    """The sync API's routes, for :func:`~poster_pipeline.http.receiver.create_app`."""
+    """The sync API's routes, for :func:`~poster_pipeline.http.app.create_app`."""
     policy = SyncPolicy(
         window=timedelta(hours=settings.smart_sync_window_hours),
         force_interval=timedelta(seconds=settings.force_interval_seconds),
