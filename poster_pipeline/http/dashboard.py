@@ -56,8 +56,8 @@ from poster_pipeline.warehouse.dashboard import (
     StateFilter,
     account_page,
     queue_overview,
-    status_rows,
 )
+from poster_pipeline.warehouse.status import SyncState, read_states
 
 __all__ = [
     "DASHBOARD_PATH",
@@ -143,7 +143,7 @@ class PageQuery:
 @dataclass(frozen=True)
 class _PageData:
     page: AccountPage
-    rows: list[Any]
+    states: dict[tuple[str, str], SyncState]
     queue: QueueOverview
     now: datetime
 
@@ -274,7 +274,7 @@ class Dashboard:
             )
         rows = build_rows(
             data.page.names,
-            data.rows,
+            data.states,
             data.queue.cells,
             entities=self._entities,
             now=data.now,
@@ -320,9 +320,9 @@ class Dashboard:
                 offset=(query.page - 1) * PAGE_SIZE,
                 limit=PAGE_SIZE,
             )
-            rows = status_rows(conn, page.names, self._entities)
+            states = read_states(conn, page.names, self._entities)
         queue = queue_overview(engine, page.names, dead_limit=DEAD_SHOWN)
-        return _PageData(page, rows, queue, now)
+        return _PageData(page, states, queue, now)
 
     def _context(
         self, query: PageQuery, data: _PageData, rows: list[Row], session: Session | None
