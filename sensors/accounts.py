@@ -17,7 +17,7 @@ from poster_pipeline.orchestration.resources import WarehouseResource
 def account_partitions_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    active = {account.account for account in warehouse.accounts().list(active_only=True)}
+    active = set(warehouse.accounts().active_names())
     known = set(context.instance.get_dynamic_partitions(ACCOUNTS))
     new = sorted(active - known)
     if not new:

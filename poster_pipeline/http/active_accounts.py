@@ -15,12 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from poster_pipeline.http.database import describe_error
-from poster_pipeline.warehouse.schema import accounts
+from poster_pipeline.warehouse.accounts import AccountStore
 
 __all__ = ["ActiveAccounts", "load_active_accounts"]
 
@@ -29,10 +28,7 @@ log = logging.getLogger(__name__)
 
 def load_active_accounts(engine: Engine) -> frozenset[str]:
     """The logins of the active accounts (no token is read or decrypted)."""
-    with engine.connect() as conn:
-        return frozenset(
-            conn.execute(sa.select(accounts.c.account).where(accounts.c.is_active)).scalars()
-        )
+    return frozenset(AccountStore(engine).active_names())
 
 
 class ActiveAccounts:

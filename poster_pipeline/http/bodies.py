@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
 from poster_pipeline.http.errors import RequestRejected
 from poster_pipeline.poster.webhooks import WebhookEvent, WebhookPayloadError, parse_webhook
 
@@ -29,6 +32,7 @@ __all__ = [
     "decode_json",
     "decode_urlencoded",
     "media_type",
+    "read_payload",
     "webhook_from",
 ]
 
@@ -156,3 +160,21 @@ def webhook_from(payload: Any) -> WebhookEvent:
     if not event.verify.isascii():
         raise RequestRejected(422, "field 'verify' must be a hexadecimal md5 digest")
     return event
+
+
+async def read_payload(request: Request) -> Any:
+    """The request's body decoded by its media type: JSON, a urlencoded or a multipart form.
+
+    Starlette answers 400 itself for a broken multipart body or any file part."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind != MULTIPART:
+        body = await request.body()
+        return decode_json(body) if kind == JSON else decode_urlencoded(body)
+    async with request.form(max_files=0, max_fields=MAX_FIELDS) as form:
+        fields: dict[str, str] = {}
+        for name, value in form.items():
+            if isinstance(value, UploadFile):  # pragma: no cover - max_files=0
+                raise RequestRejected(422, f"field {name!r} must be text, not a file")
+            fields[name] = value
+    check_values(fields)
+    return fields

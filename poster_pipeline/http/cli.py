@@ -16,8 +16,8 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.config import LOGGING_CONFIG
 
+from poster_pipeline.http.app import create_app
 from poster_pipeline.http.database import describe_error, queue_table_exists, receiver_engine
-from poster_pipeline.http.receiver import create_app
 from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 
 __all__ = ["APP_FACTORY", "serve_command"]

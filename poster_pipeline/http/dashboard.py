@@ -46,7 +46,7 @@ from poster_pipeline.http.dashboard_auth import (
 )
 from poster_pipeline.http.dashboard_view import Row, build_rows, span
 from poster_pipeline.http.database import DatabaseGate, DatabaseUnavailable
-from poster_pipeline.http.errors import RETRY_AFTER_SECONDS
+from poster_pipeline.http.errors import RETRY_AFTER_SECONDS, RequestRejected
 from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.http.sync_plan import SyncPolicy
 from poster_pipeline.warehouse.dashboard import (
@@ -56,8 +56,8 @@ from poster_pipeline.warehouse.dashboard import (
     StateFilter,
     account_page,
     queue_overview,
-    status_rows,
 )
+from poster_pipeline.warehouse.status import SyncState, read_states
 
 __all__ = [
     "DASHBOARD_PATH",
@@ -107,10 +107,6 @@ _templates = Jinja2Templates(
 )
 
 
-class _BadQuery(ValueError):
-    """A query parameter to fix (answered 400 with the message)."""
-
-
 @dataclass(frozen=True)
 class PageQuery:
     """What the page is asked to show: the name filter, the state filter, the page (1-based)."""
@@ -124,14 +120,16 @@ class PageQuery:
         params = request.query_params
         name = params.get("q", "").strip()
         if len(name) > MAX_FILTER_CHARS:
-            raise _BadQuery(f"the name filter is longer than {MAX_FILTER_CHARS} characters")
+            raise RequestRejected(
+                400, f"the name filter is longer than {MAX_FILTER_CHARS} characters"
+            )
         state = params.get("state") or "all"
         if state not in STATE_FILTERS:
-            raise _BadQuery(f"state must be one of {', '.join(STATE_FILTERS)}")
+            raise RequestRejected(400, f"state must be one of {', '.join(STATE_FILTERS)}")
         raw_page = params.get("page") or "1"
         digits = raw_page.isascii() and raw_page.isdigit()  # "²" is a digit to isdigit()
         if not digits or len(raw_page) > 6 or int(raw_page) < 1:
-            raise _BadQuery("page must be a whole number from 1")
+            raise RequestRejected(400, "page must be a whole number from 1")
         return cls(name=name, state=state, page=int(raw_page))
 
     def url(self, **changes: Any) -> str:
@@ -145,7 +143,7 @@ class PageQuery:
 @dataclass(frozen=True)
 class _PageData:
     page: AccountPage
-    rows: list[Any]
+    states: dict[tuple[str, str], SyncState]
     queue: QueueOverview
     now: datetime
 
@@ -260,8 +258,10 @@ class Dashboard:
                 return refused
         try:
             query = PageQuery.parse(request)
-        except _BadQuery as exc:
-            return self._message(request, 400, "Bad filter", str(exc), back=DASHBOARD_PATH)
+        except RequestRejected as exc:
+            return self._message(
+                request, exc.status, "Bad filter", exc.message, back=DASHBOARD_PATH
+            )
         try:
             data = await self._database.run(partial(self._read, query))
         except DatabaseUnavailable:
@@ -274,7 +274,7 @@ class Dashboard:
             )
         rows = build_rows(
             data.page.names,
-            data.rows,
+            data.states,
             data.queue.cells,
             entities=self._entities,
             now=data.now,
@@ -320,9 +320,9 @@ class Dashboard:
                 offset=(query.page - 1) * PAGE_SIZE,
                 limit=PAGE_SIZE,
             )
-            rows = status_rows(conn, page.names, self._entities)
+            states = read_states(conn, page.names, self._entities)
         queue = queue_overview(engine, page.names, dead_limit=DEAD_SHOWN)
-        return _PageData(page, rows, queue, now)
+        return _PageData(page, states, queue, now)
 
     def _context(
         self, query: PageQuery, data: _PageData, rows: list[Row], session: Session | None
@@ -424,7 +424,7 @@ class Dashboard:
 
 
 def dashboard_routes(settings: ReceiverSettings, database: DatabaseGate) -> list[Route]:
-    """The dashboard's routes, for :func:`~poster_pipeline.http.receiver.create_app`."""
+    """The dashboard's routes, for :func:`~poster_pipeline.http.app.create_app`."""
     policy = SyncPolicy(window=timedelta(hours=settings.smart_sync_window_hours))
     return Dashboard(
         api_key=settings.api_key,

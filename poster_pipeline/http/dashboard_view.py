@@ -9,15 +9,14 @@ added there gets its column without a change here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from poster_pipeline.http.sync_plan import FullSyncState, SyncPolicy, describe_state
-from poster_pipeline.warehouse.engine import as_utc
-from poster_pipeline.warehouse.status import errors_of
+from poster_pipeline.http.sync_plan import SyncPolicy, describe_state
+from poster_pipeline.warehouse.status import SyncState
 
 __all__ = ["ASSET_KEY_PREFIX", "Cell", "CellState", "Row", "build_rows", "dagster_link", "span"]
 
@@ -74,18 +73,6 @@ class Row:
         return sum(cell.state == "failed" for cell in self.cells)
 
 
-def _state(row: Any) -> FullSyncState:
-    errors = errors_of(row)
-    return FullSyncState(
-        last_full_sync_at=as_utc(row.last_full_sync_at),
-        last_partial_sync_at=as_utc(row.last_partial_sync_at),
-        last_full_attempt_at=as_utc(row.last_full_attempt_at),
-        attempted=True,
-        full_error=errors["full"],
-        partial_error=errors["partial"],
-    )
-
-
 def _cell_state(report: Mapping[str, Any]) -> CellState:
     if report["lastFullError"] or report["lastPartialError"]:
         return "failed"
@@ -96,7 +83,7 @@ def _cell_state(report: Mapping[str, Any]) -> CellState:
 
 def build_rows(
     names: Sequence[str],
-    status_rows: Iterable[Any],
+    states: Mapping[tuple[str, str], SyncState],
     queued: Mapping[tuple[str, str], Mapping[str, int]],
     *,
     entities: Sequence[str],
@@ -105,22 +92,20 @@ def build_rows(
     dagster_url: str | None,
 ) -> list[Row]:
     """The grid: one row per name in ``names``' order, one cell per entity in ``entities``'
-    order. ``status_rows`` are ``sync_status`` rows (objects with its columns); a pair
-    without one was never synced."""
-    by_pair = {(row.account, row.entity): row for row in status_rows}
+    order. A pair without a state in ``states`` was never synced."""
     grid = []
     for account in names:
         cells = []
         for entity in entities:
-            row = by_pair.get((account, entity))
-            report = describe_state(None if row is None else _state(row), now=now, policy=policy)
+            state = states.get((account, entity))
+            report = describe_state(state, now=now, policy=policy)
             cells.append(
                 Cell(
                     account=account,
                     entity=entity,
                     state=_cell_state(report),
                     report=report,
-                    rows_active=None if row is None else row.rows_active,
+                    rows_active=None if state is None else state.rows_active,
                     queued=queued.get((account, entity), {}),
                     link=dagster_link(dagster_url, entity, account),
                 )

@@ -9,6 +9,7 @@ line, no traceback. Only our own faults reach :func:`_internal` and the server's
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -28,12 +29,15 @@ _MAX_MESSAGE = 300
 
 
 class RequestRejected(Exception):
-    """The request is refused with a 4xx ``status``; ``message`` says what to fix."""
+    """The request is refused with ``status`` (a 4xx, or 503 for a feature that is turned
+    off); ``message`` says what to fix; ``headers`` go with the answer (``WWW-Authenticate``,
+    ``Retry-After``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "…"
+        self.headers = dict(headers or {})
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -42,7 +46,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def _rejected(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestRejected)
-    return _error(exc.status, exc.message)
+    return _error(exc.status, exc.message, exc.headers)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:

@@ -440,7 +440,7 @@ def _unavailable() -> Response:
 
 
 def oauth_routes(settings: ReceiverSettings, database: DatabaseGate) -> list[Route]:
-    """The OAuth connect routes, for :func:`~poster_pipeline.http.receiver.create_app`."""
+    """The OAuth connect routes, for :func:`~poster_pipeline.http.app.create_app`."""
     application = OAuthApplication(
         application_id=settings.application_id,
         application_secret=settings.application_secret,

@@ -24,7 +24,7 @@ class ReceiverSettings:
     - ``application_secret``: the Poster application's secret (``POSTER_APPLICATION_SECRET``);
       every webhook's signature is checked with it, so it is required.
     - ``warehouse_url``: the warehouse to queue into; may be ``None`` only when
-      :func:`~poster_pipeline.http.receiver.create_app` is given an engine.
+      :func:`~poster_pipeline.http.app.create_app` is given an engine.
     - ``max_body_bytes``: a larger body is refused with 413 (Poster's hooks are well under
       1 KiB; ``data`` is the biggest field).
     - ``body_timeout_seconds``: a body still arriving this long after its request's headers

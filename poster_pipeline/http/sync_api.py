@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -43,7 +43,6 @@ from poster_pipeline.http.database import DatabaseGate, DatabaseUnavailable
 from poster_pipeline.http.errors import RETRY_AFTER_SECONDS, RequestRejected
 from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.http.sync_plan import (
-    FullSyncState,
     SelectionError,
     SyncPlan,
     SyncPolicy,
@@ -51,9 +50,8 @@ from poster_pipeline.http.sync_plan import (
     parse_selection,
     plan_sync,
 )
-from poster_pipeline.warehouse.engine import as_utc
-from poster_pipeline.warehouse.schema import accounts, sync_status
-from poster_pipeline.warehouse.status import errors_of
+from poster_pipeline.warehouse.accounts import active_account_names
+from poster_pipeline.warehouse.status import SyncState, read_states
 from poster_pipeline.warehouse.sync_requests import (
     add_requests,
     prune_launched,
@@ -83,16 +81,6 @@ _ADVISORY_LOCK = 0x706F737465723A73
 Handler = Callable[[], Awaitable[Response]]
 
 
-class _Refused(Exception):
-    """An answer other than success: the status, the message, extra headers."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-
 def _failure(
     status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -108,50 +96,16 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _active_accounts(conn: Connection) -> list[str]:
-    query = sa.select(accounts.c.account).where(accounts.c.is_active).order_by(accounts.c.account)
-    return list(conn.execute(query).scalars())
-
-
-def _states(conn: Connection, names: Sequence[str]) -> dict[tuple[str, str], FullSyncState]:
-    if not names:
-        return {}
-    s = sync_status.c
-    query = sa.select(
-        s.account,
-        s.entity,
-        s.last_full_sync_at,
-        s.last_partial_sync_at,
-        s.last_full_attempt_at,
-        s.last_full_error,
-        s.last_full_error_at,
-        s.last_partial_error,
-        s.last_partial_error_at,
-    ).where(s.account.in_(names))
-    states = {}
-    for row in conn.execute(query):
-        errors = errors_of(row)
-        states[row.account, row.entity] = FullSyncState(
-            last_full_sync_at=as_utc(row.last_full_sync_at),
-            last_partial_sync_at=as_utc(row.last_partial_sync_at),
-            last_full_attempt_at=as_utc(row.last_full_attempt_at),
-            attempted=True,
-            full_error=errors["full"],
-            partial_error=errors["partial"],
-        )
-    return states
-
-
 def _account_parameter(request: Request) -> str | None:
     """The ``account`` query parameter: ``None`` when absent; one non-empty name, else 400."""
     values = request.query_params.getlist("account")
     if not values:
         return None
     if len(values) > 1:
-        raise _Refused(400, "give one account: ?account=NAME (omit it for every account)")
+        raise RequestRejected(400, "give one account: ?account=NAME (omit it for every account)")
     account = values[0].strip()
     if not account:
-        raise _Refused(400, "the account parameter is empty: ?account=NAME")
+        raise RequestRejected(400, "the account parameter is empty: ?account=NAME")
     return account
 
 
@@ -215,12 +169,10 @@ class SyncApi:
         try:
             self._authenticate(request)
             return await handler()
-        except _Refused as exc:
+        except RequestRejected as exc:
             return _failure(exc.status, exc.message, exc.headers)
         except SelectionError as exc:
             return _failure(exc.status, exc.message, **exc.details)
-        except RequestRejected as exc:
-            return _failure(exc.status, exc.message)
         except DatabaseUnavailable:
             return _failure(
                 503,
@@ -230,11 +182,11 @@ class SyncApi:
 
     def _authenticate(self, request: Request) -> None:
         if self._key_digest is None:
-            raise _Refused(503, "sync API disabled: set POSTER_API_KEY")
+            raise RequestRejected(503, "sync API disabled: set POSTER_API_KEY")
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
-            raise _Refused(
+            raise RequestRejected(
                 401,
                 "send the API key as 'Authorization: Bearer <POSTER_API_KEY>'",
                 {"WWW-Authenticate": 'Bearer realm="poster-pipeline"'},
@@ -244,7 +196,7 @@ class SyncApi:
                 "sync API: refused a wrong API key from %s",
                 request.client.host if request.client else "an unknown client",
             )
-            raise _Refused(
+            raise RequestRejected(
                 401,
                 "the API key is wrong",
                 {"WWW-Authenticate": 'Bearer realm="poster-pipeline", error="invalid_token"'},
@@ -274,12 +226,12 @@ class SyncApi:
 
     def _read_status(
         self, engine: Engine, account: str | None = None
-    ) -> tuple[list[str], dict[tuple[str, str], FullSyncState], datetime]:
+    ) -> tuple[list[str], dict[tuple[str, str], SyncState], datetime]:
         """The active accounts, and the sync states of all of them or of ``account`` only."""
         with engine.connect() as conn:
-            names = _active_accounts(conn)
+            names = active_account_names(conn)
             wanted = names if account is None else [a for a in names if a == account]
-            return names, _states(conn, wanted), self._clock()
+            return names, read_states(conn, wanted), self._clock()
 
     async def _account_status(self, account: str) -> Response:
         """One account in the seed's shape: ``status`` maps each entity to its report."""
@@ -340,13 +292,13 @@ class SyncApi:
             now = self._clock()
             selection = parse_selection(
                 payload,
-                accounts=_active_accounts(conn),
+                accounts=active_account_names(conn),
                 entities=self._entities,
                 fixed_entity=fixed_entity,
             )
             plan = plan_sync(
                 selection,
-                _states(conn, selection.accounts),
+                read_states(conn, selection.accounts),
                 request_history(conn, selection.accounts, since=now - self._policy.history_horizon),
                 now=now,
                 policy=self._policy,
@@ -365,7 +317,7 @@ class SyncApi:
 
 
 def sync_api_routes(settings: ReceiverSettings, database: DatabaseGate) -> list[Route]:
-    """The sync API's routes, for :func:`~poster_pipeline.http.receiver.create_app`."""
+    """The sync API's routes, for :func:`~poster_pipeline.http.app.create_app`."""
     policy = SyncPolicy(
         window=timedelta(hours=settings.smart_sync_window_hours),
         force_interval=timedelta(seconds=settings.force_interval_seconds),

@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
-from poster_pipeline.warehouse.status import SyncError, newest_error
+from poster_pipeline.warehouse.status import SyncError, SyncState
 from poster_pipeline.warehouse.sync_requests import NewSyncRequest, RequestHistory
 
 __all__ = [
-    "FullSyncState",
     "SelectionError",
     "Skipped",
     "SyncPlan",
@@ -82,32 +81,6 @@ class SyncPolicy:
     def history_horizon(self) -> timedelta:
         """How far back the requests that matter go."""
         return max(self.force_interval, self.retry_after)
-
-
-@dataclass(frozen=True)
-class FullSyncState:
-    """An (account, entity)'s row of ``sync_status``, as far as the API reports it. All
-    datetimes are aware (UTC). ``attempted`` is whether the row exists at all (any sync of
-    the pair, full or partial, successful or not, was recorded)."""
-
-    last_full_sync_at: datetime | None = None
-    last_partial_sync_at: datetime | None = None
-    last_full_attempt_at: datetime | None = None
-    attempted: bool = False
-    full_error: SyncError | None = None
-    partial_error: SyncError | None = None
-
-    @property
-    def last_success(self) -> bool | None:
-        """False while an error of either kind stands, None if nothing was ever attempted."""
-        if not self.attempted:
-            return None
-        return self.full_error is None and self.partial_error is None
-
-    @property
-    def last_error(self) -> SyncError | None:
-        """The more recent of the standing errors."""
-        return newest_error(self.full_error, self.partial_error)
 
 
 @dataclass(frozen=True)
@@ -233,7 +206,7 @@ def _span(delta: timedelta, *, round_up: bool = False) -> str:
 
 
 def _smart_skip(
-    state: FullSyncState | None, seen: RequestHistory, *, now: datetime, policy: SyncPolicy
+    state: SyncState | None, seen: RequestHistory, *, now: datetime, policy: SyncPolicy
 ) -> str | None:
     """Why a smart request must not queue this sync, or None to queue it."""
     if seen.pending:
@@ -263,7 +236,7 @@ def _smart_skip(
 
 def plan_sync(
     selection: SyncSelection,
-    states: Mapping[Pair, FullSyncState],
+    states: Mapping[Pair, SyncState],
     history: Mapping[Pair, RequestHistory],
     *,
     now: datetime,
@@ -310,9 +283,7 @@ def _error(error: SyncError | None) -> dict[str, Any] | None:
     return None if error is None else {"message": error.message, "at": iso(error.at)}
 
 
-def describe_state(
-    state: FullSyncState | None, *, now: datetime, policy: SyncPolicy
-) -> dict[str, Any]:
+def describe_state(state: SyncState | None, *, now: datetime, policy: SyncPolicy) -> dict[str, Any]:
     """One (account, entity) as ``GET /api/poster/sync`` reports it.
 
     ``age`` is whole minutes since the last successful full sync. ``lastFullError`` and
@@ -321,7 +292,7 @@ def describe_state(
     and ``lastError``, kept for the seed's clients, is the more recent one's message. A
     never-synced pair has nulls and ``needsSync: true``.
     """
-    state = state or FullSyncState()
+    state = state or SyncState()
     last_sync = state.last_full_sync_at
     last_error = state.last_error
     return {

@@ -24,7 +24,7 @@ from multiprocessing.process import BaseProcess
 
 from starlette.applications import Starlette
 
-from poster_pipeline.http.receiver import create_app
+from poster_pipeline.http.app import create_app
 
 __all__ = ["create_worker_app", "exit_with_parent"]
 

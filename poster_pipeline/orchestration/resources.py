@@ -74,8 +74,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return shared_engine(self.url)
 
-    def accounts(self) -> AccountStore:
-        return AccountStore(self.engine(), cipher_for(self.token_key, Path(self.data_dir)))
+    def accounts(self, *, with_tokens: bool = False) -> AccountStore:
+        """The accounts; ``with_tokens`` loads the cipher, which only reading a token needs."""
+        cipher = cipher_for(self.token_key, Path(self.data_dir)) if with_tokens else None
+        return AccountStore(self.engine(), cipher)
 
     def deletion_guard(self, spec: Entity) -> DeletionGuard:
         """The guard of ``spec``'s full syncs: stricter for entities Poster can only list
@@ -154,6 +156,6 @@ def sync_services(poster_api: PosterApiResource, warehouse: WarehouseResource) -
     """What :mod:`poster_pipeline.sync` needs, from the configured resources."""
     return SyncServices(
         engine=warehouse.engine(),
-        token_for=warehouse.accounts().token,
+        token_for=warehouse.accounts(with_tokens=True).token,
         client_for=poster_api.client,
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.poster.login import check_account_login
 from poster_pipeline.time_zones import time_zone as check_time_zone
@@ -34,6 +34,7 @@ __all__ = [
     "AccountNumberTaken",
     "AccountStore",
     "TokenCipher",
+    "active_account_names",
     "cipher_for",
     "load_or_create_key",
 ]
@@ -129,12 +130,34 @@ class Account:
     time_zone: str | None
 
 
-class AccountStore:
-    """The ``accounts`` table."""
+def active_account_names(conn: Connection) -> list[str]:
+    """The logins of the active accounts, in order; no token is read."""
+    query = sa.select(accounts.c.account).where(accounts.c.is_active).order_by(accounts.c.account)
+    return list(conn.execute(query).scalars())
 
-    def __init__(self, engine: Engine, cipher: TokenCipher) -> None:
+
+class AccountStore:
+    """The ``accounts`` table.
+
+    ``cipher`` is needed only to store or read a token: a store opened without it lists and
+    manages accounts, so a caller that only needs names (the account sensor, the receiver's
+    cache) never loads ``POSTER_TOKEN_KEY`` nor creates the demo key file.
+    """
+
+    def __init__(self, engine: Engine, cipher: TokenCipher | None = None) -> None:
         self._engine = engine
-        self._cipher = cipher
+        self._tokens = cipher
+
+    @property
+    def _cipher(self) -> TokenCipher:
+        if self._tokens is None:
+            raise TypeError("this AccountStore was opened without a TokenCipher: tokens need one")
+        return self._tokens
+
+    def active_names(self) -> list[str]:
+        """The logins of the active accounts, in order."""
+        with self._engine.connect() as conn:
+            return active_account_names(conn)
 
     def add(
         self,

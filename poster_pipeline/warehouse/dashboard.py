@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,7 +33,6 @@ __all__ = [
     "StateFilter",
     "account_page",
     "queue_overview",
-    "status_rows",
 ]
 
 StateFilter = Literal["all", "failing", "stale"]
@@ -129,26 +128,6 @@ def account_page(
         .limit(limit)
     ).scalars()
     return AccountPage(tuple(names), total)
-
-
-def status_rows(conn: Connection, names: Sequence[str], entities: Sequence[str]) -> list[Any]:
-    """The ``sync_status`` rows of ``names`` × ``entities`` (a pair never synced has none)."""
-    if not names:
-        return []
-    s = sync_status.c
-    query = sa.select(
-        s.account,
-        s.entity,
-        s.last_full_sync_at,
-        s.last_partial_sync_at,
-        s.last_full_attempt_at,
-        s.last_full_error,
-        s.last_full_error_at,
-        s.last_partial_error,
-        s.last_partial_error_at,
-        s.rows_active,
-    ).where(s.account.in_(list(names)), s.entity.in_(list(entities)))
-    return list(conn.execute(query))
 
 
 def queue_overview(engine: Engine, names: Sequence[str], *, dead_limit: int) -> QueueOverview:

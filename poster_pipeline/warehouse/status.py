@@ -36,8 +36,10 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "SyncError",
     "SyncKind",
+    "SyncState",
     "errors_of",
     "newest_error",
+    "read_states",
     "record_failure",
     "record_success",
 ]
@@ -72,6 +74,58 @@ def errors_of(row: Any) -> dict[SyncKind, SyncError | None]:
         message, at = getattr(row, f"last_{kind}_error"), getattr(row, f"last_{kind}_error_at")
         errors[kind] = None if message is None else SyncError(kind, message, as_utc(at))
     return errors
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """An (account, entity)'s row of ``sync_status`` as the sync API and the dashboard
+    report it. All datetimes are aware (UTC). ``attempted`` is whether the row exists at all
+    (any sync of the pair, full or partial, successful or not, was recorded)."""
+
+    last_full_sync_at: datetime | None = None
+    last_partial_sync_at: datetime | None = None
+    last_full_attempt_at: datetime | None = None
+    attempted: bool = False
+    full_error: SyncError | None = None
+    partial_error: SyncError | None = None
+    rows_active: int | None = None
+
+    @property
+    def last_success(self) -> bool | None:
+        """False while an error of either kind stands, None if nothing was ever attempted."""
+        if not self.attempted:
+            return None
+        return self.full_error is None and self.partial_error is None
+
+    @property
+    def last_error(self) -> SyncError | None:
+        """The more recent of the standing errors."""
+        return newest_error(self.full_error, self.partial_error)
+
+
+def read_states(
+    conn: Connection, accounts: Sequence[str], entities: Sequence[str] | None = None
+) -> dict[tuple[str, str], SyncState]:
+    """The states of ``accounts`` (× ``entities``, every entity when None), by (account,
+    entity); a pair never synced has none."""
+    if not accounts:
+        return {}
+    query = sa.select(sync_status).where(sync_status.c.account.in_(list(accounts)))
+    if entities is not None:
+        query = query.where(sync_status.c.entity.in_(list(entities)))
+    states = {}
+    for row in conn.execute(query):
+        errors = errors_of(row)
+        states[row.account, row.entity] = SyncState(
+            last_full_sync_at=as_utc(row.last_full_sync_at),
+            last_partial_sync_at=as_utc(row.last_partial_sync_at),
+            last_full_attempt_at=as_utc(row.last_full_attempt_at),
+            attempted=True,
+            full_error=errors["full"],
+            partial_error=errors["partial"],
+            rows_active=row.rows_active,
+        )
+    return states
 
 
 def _error_columns(kind: SyncKind) -> tuple[str, str]:

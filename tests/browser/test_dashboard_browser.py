@@ -48,7 +48,7 @@ def synced(emulator, warehouse: WarehouseResource) -> WarehouseResource:
     products, whose list Poster answers with HTTP 500."""
     services = SyncServices(
         engine=warehouse.engine(),
-        token_for=warehouse.accounts().token,
+        token_for=warehouse.accounts(with_tokens=True).token,
         client_for=PosterApiResource(base_url=emulator.api_url, max_retries=0).client,
     )
     _emulator(emulator, "DELETE", "faults")

@@ -21,7 +21,6 @@ from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.http import ReceiverSettings, create_app
 from poster_pipeline.http.database import receiver_engine
 from poster_pipeline.http.sync_plan import (
-    FullSyncState,
     SyncPolicy,
     SyncSelection,
     iso,
@@ -30,7 +29,7 @@ from poster_pipeline.http.sync_plan import (
 from poster_pipeline.warehouse.migrate import VERSION_TABLE, downgrade, upgrade
 from poster_pipeline.warehouse.oauth_states import oauth_states
 from poster_pipeline.warehouse.schema import accounts, metadata, sync_status
-from poster_pipeline.warehouse.status import SyncKind, record_failure, record_success
+from poster_pipeline.warehouse.status import SyncKind, SyncState, record_failure, record_success
 from poster_pipeline.warehouse.sync_requests import RequestHistory, mark_launched, sync_requests
 from tests.databases import fresh_engine
 from tests.http.conftest import TestClient
@@ -762,7 +761,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 POLICY = SyncPolicy(window=timedelta(hours=24), force_interval=timedelta(seconds=60))
 
 
-def plan(force: bool, state: FullSyncState | None = None, seen: RequestHistory | None = None):
+def plan(force: bool, state: SyncState | None = None, seen: RequestHistory | None = None):
     selection = SyncSelection(accounts=("cafe",), entities=("suppliers",), force=force)
     states = {("cafe", "suppliers"): state} if state else {}
     history = {("cafe", "suppliers"): seen} if seen else {}
@@ -793,9 +792,9 @@ def test_plan_rate_limit_and_retry_after():
 
 
 def test_plan_fresh_and_backing_off_reasons():
-    fresh = FullSyncState(last_full_sync_at=NOW - timedelta(hours=3), last_full_attempt_at=NOW)
+    fresh = SyncState(last_full_sync_at=NOW - timedelta(hours=3), last_full_attempt_at=NOW)
     assert plan(False, fresh).skipped[0].reason == "fresh: last full sync 3 h ago"
-    failing = FullSyncState(
+    failing = SyncState(
         last_full_sync_at=NOW - timedelta(days=3), last_full_attempt_at=NOW - timedelta(minutes=5)
     )
     assert plan(False, failing).skipped[0].reason == (

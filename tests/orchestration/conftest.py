@@ -19,5 +19,5 @@ def warehouse(emulator, tmp_path_factory) -> WarehouseResource:
         token_key=Fernet.generate_key().decode(),
     )
     for account in emulator.config.accounts:
-        resource.accounts().add(account.name, account.token, now=datetime.now(UTC))
+        resource.accounts(with_tokens=True).add(account.name, account.token, now=datetime.now(UTC))
     return resource

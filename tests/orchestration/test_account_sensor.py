@@ -18,7 +18,7 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 def test_new_active_accounts_are_added_and_known_or_inactive_ones_are_not(tmp_path):
     fresh_engine("sqlite", tmp_path).dispose()
     warehouse = WarehouseResource(data_dir=str(tmp_path), token_key=Fernet.generate_key().decode())
-    store = warehouse.accounts()
+    store = warehouse.accounts(with_tokens=True)
     for name in ("cafe-a", "cafe-b", "cafe-c"):
         store.add(name, "1:" + "a" * 32, now=NOW)
     store.deactivate("cafe-c", now=NOW)

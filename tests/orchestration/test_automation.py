@@ -76,7 +76,7 @@ def warehouse(tmp_path, monkeypatch) -> WarehouseResource:
         data_dir=str(tmp_path),
         token_key=Fernet.generate_key().decode(),
     )
-    store = resource.accounts()
+    store = resource.accounts(with_tokens=True)
     with resource.engine().begin() as conn:
         for account, state in ACCOUNT_STATES.items():
             store.add(account, "1:" + "a" * 32, now=NOW - timedelta(days=3))

@@ -128,7 +128,7 @@ def warehouse(tmp_path) -> WarehouseResource:
         data_dir=str(tmp_path),
         token_key=Fernet.generate_key().decode(),
     )
-    store = resource.accounts()
+    store = resource.accounts(with_tokens=True)
     for number, (account, zone) in enumerate(ZONES.items(), start=1):
         stored = None if zone == FALLBACK else zone
         store.add(account, f"{number}:" + "a" * 32, now=utc(2026, 1, 1), time_zone=stored)

@@ -48,7 +48,7 @@ def empty(warehouse: WarehouseResource, emulator) -> None:
         for table in (sync_requests, sync_status, accounts):
             conn.execute(sa.delete(table))
     demo = emulator.config.accounts[0]
-    warehouse.accounts().add(demo.name, demo.token, now=datetime.now(UTC))
+    warehouse.accounts(with_tokens=True).add(demo.name, demo.token, now=datetime.now(UTC))
 
 
 def request(warehouse: WarehouseResource, account: str, entity_name: str, force: bool = False):

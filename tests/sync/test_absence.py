@@ -34,7 +34,7 @@ def big(tmp_path_factory) -> Iterator[tuple[str, WarehouseResource]]:
         token_key=Fernet.generate_key().decode(),
     )
     with start_in_thread(config) as emulator:
-        warehouse.accounts().add(ACCOUNT.name, ACCOUNT.token, now=datetime.now(UTC))
+        warehouse.accounts(with_tokens=True).add(ACCOUNT.name, ACCOUNT.token, now=datetime.now(UTC))
         yield emulator.url, warehouse
 
 
@@ -42,7 +42,7 @@ def sync(big, spec, **kwargs):
     url, warehouse = big
     services = SyncServices(
         engine=warehouse.engine(),
-        token_for=warehouse.accounts().token,
+        token_for=warehouse.accounts(with_tokens=True).token,
         client_for=PosterApiResource(base_url=f"{url}/api", requests_per_second=1000).client,
     )
     return run_full_sync(

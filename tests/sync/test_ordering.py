@@ -26,7 +26,7 @@ INGREDIENTS = entity("ingredients")
 def services(emulator, warehouse) -> SyncServices:
     return SyncServices(
         engine=warehouse.engine(),
-        token_for=warehouse.accounts().token,
+        token_for=warehouse.accounts(with_tokens=True).token,
         client_for=PosterApiResource(base_url=emulator.api_url, max_retries=0).client,
     )
 
