@@ -14,7 +14,10 @@ import click
 import sqlalchemy as sa
 
 from poster_pipeline import __version__
+from poster_pipeline.demo_ports import DAGSTER_UI_PORT
 from poster_pipeline.emulator import EmulatorConfig, emulator_command, start_in_thread
+from poster_pipeline.emulator.cli import DEFAULT_PORT as EMULATOR_PORT
+from poster_pipeline.http.cli import DEFAULT_PORT as RECEIVER_PORT
 from poster_pipeline.http.cli import serve_command
 from poster_pipeline.poster.client import ClientSettings, PosterClient
 from poster_pipeline.poster.errors import PosterError
@@ -219,19 +222,21 @@ def queue_purge(older_than: timedelta) -> None:
     "--port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Dagster UI port [default: 3000, or a free one when 3000 is taken; 0: a free one].",
+    help=f"Dagster UI port [default: {DAGSTER_UI_PORT}, or a free one when it is taken; "
+    "0: a free one].",
 )
 @click.option(
     "--emulator-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Poster emulator port [default: 8765, or a free one when taken; --once: a free one].",
+    help=f"Poster emulator port [default: {EMULATOR_PORT}, or a free one when taken; "
+    "--once: a free one].",
 )
 @click.option(
     "--receiver-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Webhook receiver port [default: 8080, or a free one when 8080 is taken].",
+    help=f"Webhook receiver port [default: {RECEIVER_PORT}, or a free one when it is taken].",
 )
 @click.option(
     "--changes-every",
@@ -330,16 +335,20 @@ def _demo_ui(
     from poster_pipeline.demo_ports import PortTaken, choose_port
 
     try:
-        ui = choose_port(host, port, usual=3000, what="Dagster UI", option="--port")
+        ui = choose_port(host, port, usual=DAGSTER_UI_PORT, what="Dagster UI", option="--port")
         hooks = choose_port(
             "127.0.0.1",
             receiver_port,
-            usual=8080,
+            usual=RECEIVER_PORT,
             what="webhook receiver",
             option="--receiver-port",
         )
         poster = choose_port(
-            "127.0.0.1", emulator_port, usual=8765, what="Poster emulator", option="--emulator-port"
+            "127.0.0.1",
+            emulator_port,
+            usual=EMULATOR_PORT,
+            what="Poster emulator",
+            option="--emulator-port",
         )
     except PortTaken as exc:
         raise click.ClickException(str(exc)) from None

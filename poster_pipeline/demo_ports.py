@@ -11,7 +11,17 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-__all__ = ["PortChoice", "PortTaken", "choose_port", "free_port", "port_is_free"]
+__all__ = [
+    "DAGSTER_UI_PORT",
+    "PortChoice",
+    "PortTaken",
+    "choose_port",
+    "free_port",
+    "port_is_free",
+]
+
+#: ``dagster dev``'s usual port.
+DAGSTER_UI_PORT = 3000
 
 
 class PortTaken(Exception):

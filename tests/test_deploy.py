@@ -32,7 +32,9 @@ from dagster._core.definitions.run_request import InstigatorType
 from sqlalchemy.engine import make_url
 
 from poster_pipeline.cli import main as cli
-from poster_pipeline.http.receiver import WEBHOOK_PATH, create_app
+from poster_pipeline.demo_ports import DAGSTER_UI_PORT
+from poster_pipeline.http.app import create_app
+from poster_pipeline.http.receiver import WEBHOOK_PATH
 from poster_pipeline.http.settings import ReceiverSettings
 from poster_pipeline.settings import SEED_ALIASES
 from tests.databases import postgres_url
@@ -82,7 +84,7 @@ def serve_port() -> int:
 
 
 def dagster_ui_port() -> int:
-    return int(option_default(cli.commands["demo"], "port"))
+    return DAGSTER_UI_PORT
 
 
 def documented_variables() -> set[str]:

@@ -16,7 +16,9 @@ from poster_pipeline.emulator.config import (
     parse_account,
 )
 
-__all__ = ["emulator_command"]
+__all__ = ["DEFAULT_PORT", "emulator_command"]
+
+DEFAULT_PORT = 8765
 
 
 def _size_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,7 +45,9 @@ def _delays(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port to listen on."
+)
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the demo data.")
 @click.option(
     "--account",

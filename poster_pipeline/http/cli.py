@@ -20,11 +20,12 @@ from poster_pipeline.http.app import create_app
 from poster_pipeline.http.database import describe_error, queue_table_exists, receiver_engine
 from poster_pipeline.http.settings import ReceiverConfigError, ReceiverSettings
 
-__all__ = ["APP_FACTORY", "serve_command"]
+__all__ = ["APP_FACTORY", "DEFAULT_PORT", "serve_command"]
 
 #: What each uvicorn worker process imports when ``--workers`` is above 1: the receiver, in a
 #: process that exits when this one does, even by SIGKILL (see :mod:`poster_pipeline.http.worker`).
 APP_FACTORY = "poster_pipeline.http.worker:create_worker_app"
+DEFAULT_PORT = 8080
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -68,7 +69,11 @@ def _log_config(level: str) -> dict[str, Any]:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
-    "--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="TCP port."
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="TCP port.",
 )
 @click.option(
     "--workers",
