@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from poster_pipeline.alerts.alert import Alert
-from poster_pipeline.warehouse.schema import webhook_events as events
+from poster_pipeline.warehouse.queue import DeadEvent, dead_events
 
 __all__ = [
     "OVERLAP",
@@ -41,17 +40,6 @@ OVERLAP = timedelta(hours=1)
 RETRY_COMMAND = "poster-pipeline queue retry-dead"
 LISTED_OBJECTS = 10
 GROUP_ERROR_CHARS = 300
-
-
-@dataclass(frozen=True)
-class DeadEvent:
-    id: int
-    account: str
-    entity: str | None
-    object: str
-    object_id: int
-    last_error: str | None
-    updated_at: datetime
 
 
 def _utc(moment: datetime) -> datetime:
@@ -94,20 +82,9 @@ def find_newly_dead(
     engine: Engine, cursor: DeadEventsCursor, *, overlap: timedelta = OVERLAP
 ) -> tuple[list[DeadEvent], DeadEventsCursor]:
     """The dead events not reported yet (oldest first), and the cursor that includes them."""
-    query = sa.select(
-        events.c.id,
-        events.c.account,
-        events.c.entity,
-        events.c.object,
-        events.c.object_id,
-        events.c.last_error,
-        events.c.updated_at,
-    ).where(events.c.status == "dead")
-    if cursor.watermark is not None:
-        query = query.where(events.c.updated_at > cursor.watermark - overlap)
+    since = None if cursor.watermark is None else cursor.watermark - overlap
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(events.c.updated_at, events.c.id)).all()
-    dead = [DeadEvent(**{**row._asdict(), "updated_at": _utc(row.updated_at)}) for row in rows]
+        dead = dead_events(conn, died_after=since)
     if not dead:
         return [], cursor
     new = [e for e in dead if (e.id, e.updated_at) not in cursor.seen]

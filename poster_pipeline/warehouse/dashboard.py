@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.warehouse.engine import as_utc
-from poster_pipeline.warehouse.queue import queue_counts
+from poster_pipeline.warehouse.queue import DeadEvent, dead_events, queue_counts
 from poster_pipeline.warehouse.schema import accounts, sync_status, webhook_events
 
 __all__ = [
@@ -47,21 +47,6 @@ class AccountPage:
 
     names: tuple[str, ...]
     total: int
-
-
-@dataclass(frozen=True)
-class DeadEvent:
-    """A webhook event that ran out of attempts (``poster-pipeline queue retry-dead``)."""
-
-    id: int
-    account: str
-    entity: str | None
-    object: str
-    object_id: int
-    action: str
-    attempts: int
-    last_error: str | None
-    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -158,27 +143,10 @@ def _overview(
         )
         for account, entity, status, count in conn.execute(query):
             cells.setdefault((account, entity), dict.fromkeys(CELL_STATUSES, 0))[status] = count
-    dead = conn.execute(
-        sa.select(
-            e.id,
-            e.account,
-            e.entity,
-            e.object,
-            e.object_id,
-            e.action,
-            e.attempts,
-            e.last_error,
-            e.updated_at,
-        )
-        .where(e.status == "dead")
-        .order_by(e.updated_at.desc(), e.id.desc())
-        .limit(dead_limit)
-    )
+    dead = dead_events(conn, newest=dead_limit)
     return QueueOverview(
         counts=counts,
         oldest_pending_at=None if oldest is None else as_utc(oldest),
         cells=cells,
-        dead=tuple(
-            DeadEvent(**{**row._asdict(), "updated_at": as_utc(row.updated_at)}) for row in dead
-        ),
+        dead=tuple(reversed(dead)),  # the most recent first
     )

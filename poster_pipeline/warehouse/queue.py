@@ -32,16 +32,19 @@ from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.poster.webhooks import WebhookEvent
+from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import webhook_events as events
 
 __all__ = [
     "Claim",
     "ClaimedEvent",
+    "DeadEvent",
     "Enqueued",
     "EventGroup",
     "RetryPolicy",
     "claim_due",
     "claimed_events",
+    "dead_events",
     "dedup_key",
     "enqueue",
     "group_claimed",
@@ -550,6 +553,49 @@ def queue_counts(engine: Engine) -> dict[str, int]:
     counts = dict.fromkeys(("pending", "claimed", "done", "ignored", "dead"), 0)
     counts.update({status: count for status, count in rows})
     return counts
+
+
+@dataclass(frozen=True)
+class DeadEvent:
+    """A webhook event that ran out of attempts (``poster-pipeline queue retry-dead``).
+    ``updated_at`` is when it died (aware, UTC)."""
+
+    id: int
+    account: str
+    entity: str | None
+    object: str
+    object_id: int
+    action: str
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+def dead_events(
+    conn: Connection, *, died_after: datetime | None = None, newest: int | None = None
+) -> list[DeadEvent]:
+    """The dead events, oldest death first: those that died after ``died_after``, or only the
+    ``newest`` N."""
+    e = events.c
+    query = sa.select(
+        e.id,
+        e.account,
+        e.entity,
+        e.object,
+        e.object_id,
+        e.action,
+        e.attempts,
+        e.last_error,
+        e.updated_at,
+    ).where(e.status == "dead")
+    if died_after is not None:
+        query = query.where(e.updated_at > died_after)
+    if newest is not None:
+        query = query.order_by(e.updated_at.desc(), e.id.desc()).limit(newest)
+        rows = reversed(conn.execute(query).all())
+    else:
+        rows = iter(conn.execute(query.order_by(e.updated_at, e.id)).all())
+    return [DeadEvent(**{**row._asdict(), "updated_at": as_utc(row.updated_at)}) for row in rows]
 
 
 def retry_dead(engine: Engine, *, now: datetime, ids: Iterable[int] | None = None) -> int:
