@@ -83,6 +83,7 @@ def test_catalogue_names_match_the_fixed_names_of_the_design():
         "workshops",
         "storages",
         "products",
+        "spots",
     ]
     keys = {e.name: e.key for e in ENTITIES}
     assert keys["suppliers"] == "supplier_id"

@@ -54,10 +54,33 @@ class Entity:
     single_param: str | None = None
     webhook_objects: tuple[str, ...] = ()
     delete_flag: str | None = None
+    #: Parameters every list call sends (stock: ``zero_leftovers=true``, else zeros are left out).
+    list_params: tuple[tuple[str, str], ...] = ()
+    #: The field Poster lists the entity one value at a time by, passed as the list call's
+    #: parameter of the same name (stock: ``storage_id``). Rows are keyed by (scope, key); the
+    #: scope's list is the unit a full or partial sync replaces; Poster's rows do not carry
+    #: the scope, so it is filled in from the parameter.
+    scope: str | None = None
+    #: The date field of an entity Poster lists only by date window (supplies: ``date``;
+    #: ``dateFrom``/``dateTo`` as ``Ymd``, inclusive): a sync reads a window and judges
+    #: absence only inside it.
+    window_field: str | None = None
+    #: The ``data`` field that names the object a webhook asks to re-fetch, where ``object_id``
+    #: does not (stock: ``data.storage_id``, the storage whose list is re-fetched).
+    webhook_data_id: str | None = None
+    #: Money fields the single getter answers in major units where the list uses minor units
+    #: (``storage.getSupply``'s ``supply_sum`` "6698828.90" against "669882890"): scaled to
+    #: minor units before typing.
+    single_major_units: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
         return self.name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The Poster columns of the primary key after ``account``."""
+        return (self.scope, self.key) if self.scope else (self.key,)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -228,6 +251,21 @@ ENTITIES: tuple[Entity, ...] = (
             Field("modifications", JSON, "product modifiers"),
             Field("group_modifications", JSON, "dish modifier groups"),
             Field("ingredients", JSON, "recipe lines of a dish or prepack"),
+        ),
+    ),
+    Entity(
+        name="spots",
+        description="Spots (заведения): the venues, each with the storages it uses.",
+        list_method="access.getSpots",
+        key="spot_id",
+        # access.getSpots is the only method with the spot → storages mapping; spots.getSpot
+        # answers another shape (poster-api.md §2.9), so spots have no single getter here.
+        webhook_objects=("spot",),
+        fields=(
+            Field("spot_id", INT, "Poster id"),
+            Field("spot_name", TEXT),
+            Field("spot_adress", TEXT, "address (Poster's spelling)"),
+            Field("storages", JSON, "the spot's storages: storage_id, storage_name, address"),
         ),
     ),
 )

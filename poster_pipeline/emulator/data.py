@@ -489,6 +489,31 @@ def _products(rng: random.Random, size: int, done: Mapping[str, Generated]) -> G
     return Generated(records, removed if size >= 10 else set())
 
 
+SPOT_NAMES = ("Заведение на Мадридской", "Кафе у вокзала", "Бар на Садовой", "Кофейня")
+
+
+def _venues(rng: random.Random, size: int, done: Mapping[str, Generated]) -> Generated:
+    """Spots (venues), each with one or two of the live storages (all of them share the first
+    live one, the way a central kitchen serves several venues)."""
+    storages = [r for r in done["storages"].records if not r["delete"]]
+    records = []
+    for i in range(1, size + 1):
+        mine = storages[:1] + ([storages[i % len(storages)]] if len(storages) > 1 else [])
+        unique = {s["storage_id"]: s for s in mine}.values()
+        records.append(
+            {
+                "spot_id": i,
+                "spot_name": _name(SPOT_NAMES, i - 1),
+                "spot_adress": _address(rng),
+                "storages": [
+                    {k: s[k] for k in ("storage_id", "storage_name", "storage_adress")}
+                    for s in unique
+                ],
+            }
+        )
+    return Generated(records)
+
+
 Generator = Callable[[random.Random, int, Mapping[str, Generated]], Generated]
 
 # In dependency order: a generator may read the entities generated before it.
@@ -500,6 +525,7 @@ _GENERATORS: tuple[tuple[str, Generator], ...] = (
     ("product_categories", _product_categories),
     ("ingredients", _ingredients),
     ("products", _products),
+    ("spots", _venues),
 )
 
 

@@ -28,8 +28,8 @@ __all__ = [
     "Lookup",
 ]
 
-# Spots (заведения) are not an emulated entity, but products and categories carry per-spot
-# rows; every account has these two.
+# Products and categories carry per-spot rows for these spots, whatever the number of spots
+# served by access.getSpots (two by default, these two).
 SPOT_IDS: tuple[int, ...] = (1, 2)
 
 
@@ -339,6 +339,31 @@ PRODUCTS = EntitySpec(
     ),
 )
 
+SPOTS = EntitySpec(
+    name="spots",
+    id_field="spot_id",
+    name_field="spot_name",
+    list_method="access.getSpots",
+    # spots.getSpot answers another shape (§2.9); removed spots vanish from the list.
+    webhook_object="spot",
+    fields=(
+        _int("spot_id"),
+        _text("spot_name"),
+        _text("spot_adress"),  # sic (§2.9)
+        Field(
+            "storages",
+            Kind.ROWS,
+            default_factory=list,
+            # A JSON number even in the list: "storage_id":1 in the docs' example (§2.9).
+            rows=(
+                Field("storage_id", Kind.NUMBER, 0, references="storages"),
+                _text("storage_name"),
+                _text("storage_adress"),
+            ),
+        ),
+    ),
+)
+
 ENTITIES: Mapping[str, EntitySpec] = MappingProxyType(
     {
         spec.name: spec
@@ -350,6 +375,7 @@ ENTITIES: Mapping[str, EntitySpec] = MappingProxyType(
             WORKSHOPS,
             STORAGES,
             PRODUCTS,
+            SPOTS,
         )
     }
 )

@@ -393,6 +393,9 @@ class PosterClient:
     def get_product(self, product_id: int) -> PosterRecord:
         return self.fetch_one("products", product_id)
 
+    def get_spots(self) -> list[PosterRecord]:
+        return self.fetch_list("spots")
+
 
 def _entity(entity_or_name: Entity | str) -> Entity:
     return entity(entity_or_name) if isinstance(entity_or_name, str) else entity_or_name

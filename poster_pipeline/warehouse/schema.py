@@ -81,7 +81,7 @@ def _entity_table(spec: Entity) -> sa.Table:
             sa.Column(
                 field.name,
                 _COLUMN_TYPES[field.type],
-                primary_key=field.name == spec.key,
+                primary_key=field.name in spec.keys,
                 autoincrement=False,
                 comment=field.description or None,
             )
