@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.figures import Figure, common_arguments, print_figures
 
-BENCHMARKS = ("full_sync", "webhook_ingest", "webhook_latency", "api_economy")
+BENCHMARKS = ("full_sync", "webhook_ingest", "webhook_latency", "api_economy", "stock_sync")
 
 
 def run(name: str, smoke: bool, figures_file: Path) -> tuple[bool, float]:

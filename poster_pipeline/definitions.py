@@ -58,6 +58,7 @@ defs = dg.Definitions(
             database_url=_secret("POSTER_DATABASE_URL", settings.database_url),
             data_dir=str(settings.data_dir),
             token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
+            supplies_window_days=settings.supplies_window_days,
         ),
         "webhook_queue": WebhookQueueResource(),
         "alerts": AlertsResource(

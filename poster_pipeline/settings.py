@@ -82,6 +82,15 @@ def _application_variable(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _days(env: Mapping[str, str], name: str, default: int) -> int:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name} must be a whole number of days, at least 1; got {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What an operator configures. Secrets are excluded from ``repr``."""
@@ -96,6 +105,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     timezone: str = "UTC"
     smart_sync_window_hours: float = 24.0
+    supplies_window_days: int = 62
     alert_email_to: str | None = None
     smtp_url: str | None = field(default=None, repr=False)  # may hold a password
     alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
@@ -116,6 +126,7 @@ class Settings:
             api_key=env.get("POSTER_API_KEY") or None,
             timezone=env.get("POSTER_TIMEZONE") or "UTC",
             smart_sync_window_hours=float(env.get("POSTER_SMART_SYNC_HOURS") or 24),
+            supplies_window_days=_days(env, "POSTER_SUPPLIES_WINDOW_DAYS", 62),
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,

@@ -56,6 +56,7 @@ ENV_DEFAULTS = {
     "POSTER_API_URL": Settings().api_url,
     "POSTER_TIMEZONE": Settings().timezone,
     "POSTER_SMART_SYNC_HOURS": Settings().smart_sync_window_hours,
+    "POSTER_SUPPLIES_WINDOW_DAYS": Settings().supplies_window_days,
     "POSTER_WEBHOOK_SENSOR_INTERVAL": INTERVAL_SECONDS,
 }
 

@@ -162,3 +162,11 @@ def test_the_code_location_loads_and_logs_the_refusal_as_an_error(tmp_path: Path
     assert int(result.stdout) > 0
     assert SEED_TOKEN_MESSAGE in result.stderr
     assert SEED_TOKEN not in result.stdout + result.stderr
+
+
+def test_the_supplies_window_is_a_whole_number_of_days():
+    assert Settings.from_env({}).supplies_window_days == 62
+    assert Settings.from_env({"POSTER_SUPPLIES_WINDOW_DAYS": "400"}).supplies_window_days == 400
+    for bad in ("0", "-5", "two months", "1.5"):
+        with pytest.raises(SettingsError, match="POSTER_SUPPLIES_WINDOW_DAYS"):
+            Settings.from_env({"POSTER_SUPPLIES_WINDOW_DAYS": bad})

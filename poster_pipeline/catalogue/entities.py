@@ -17,13 +17,14 @@ from poster_pipeline.catalogue.fields import FieldType
 
 __all__ = ["ENTITIES", "Entity", "Field", "entity", "entity_for_webhook_object"]
 
-INT, TEXT, FLAG, MONEY, QTY, JSON = (
+INT, TEXT, FLAG, MONEY, QTY, JSON, DATETIME = (
     FieldType.INTEGER,
     FieldType.TEXT,
     FieldType.FLAG,
     FieldType.MONEY,
     FieldType.QUANTITY,
     FieldType.JSON,
+    FieldType.DATETIME,
 )
 
 
@@ -266,6 +267,59 @@ ENTITIES: tuple[Entity, ...] = (
             Field("spot_name", TEXT),
             Field("spot_adress", TEXT, "address (Poster's spelling)"),
             Field("storages", JSON, "the spot's storages: storage_id, storage_name, address"),
+        ),
+    ),
+    Entity(
+        name="stock",
+        description="Stock (остатки): the balance of every ingredient and product on every "
+        "storage, zero balances included. The total over all storages is "
+        "ingredients.ingredient_left.",
+        list_method="storage.getStorageLeftovers",
+        key="ingredient_id",
+        scope="storage_id",
+        list_params=(("zero_leftovers", "true"),),
+        # A `stock` hook's object_id is the element; data.storage_id names the storage whose
+        # list is re-fetched (poster-api.md §3.3).
+        webhook_objects=("stock",),
+        webhook_data_id="storage_id",
+        fields=(
+            Field("ingredient_id", INT, "Poster id of the ingredient or product"),
+            Field("storage_id", INT, "the storage (the list call's storage_id)"),
+            Field("ingredient_name", TEXT),
+            Field("storage_ingredient_left", QTY, "balance on this storage; may be negative"),
+            Field("limit_value", QTY, "low-stock threshold"),
+            Field("ingredient_unit", TEXT, "kg, l or p (pieces)"),
+            Field("ingredients_type", INT, "1 ingredient, 2 product or modifier"),
+            Field("storage_ingredient_sum", MONEY, "value on this storage, minor units"),
+            Field("storage_ingredient_sum_netto", MONEY, "value without tax, minor units"),
+            Field("prime_cost", MONEY, "unit cost, minor units"),
+            Field("prime_cost_netto", MONEY, "unit cost without tax, minor units"),
+            Field("hidden", FLAG),
+        ),
+    ),
+    Entity(
+        name="supplies",
+        description="Supplies (поставки): deliveries from suppliers to storages, with their sums.",
+        list_method="storage.getSupplies",
+        single_method="storage.getSupply",
+        single_param="supply_id",
+        key="supply_id",
+        delete_flag="delete",
+        window_field="date",
+        webhook_objects=("supply",),
+        single_major_units=("supply_sum",),
+        # Only fields both methods answer are typed (the list's storage_name and
+        # supply_sum_netto, the getter's ingredients and in_inventory stay in raw), so a row
+        # does not change back and forth with the method that last read it.
+        fields=(
+            Field("supply_id", INT, "Poster id"),
+            Field("storage_id", INT, "the storage delivered to"),
+            Field("supplier_id", INT),
+            Field("date", DATETIME, "when it was delivered, the restaurant's local time"),
+            Field("supply_sum", MONEY, "sum, minor units (storage.getSupply's major units too)"),
+            Field("supply_comment", TEXT),
+            Field("supplier_name", TEXT),
+            Field("account_id", INT, "the finance account it was paid from"),
         ),
     ),
 )

@@ -34,6 +34,7 @@ ENTITY_NAMES: tuple[str, ...] = (
     "storages",
     "products",
     "spots",
+    "supplies",
 )
 
 DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
@@ -46,6 +47,7 @@ DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
         "storages": 3,
         "products": 120,
         "spots": len(SPOT_IDS),
+        "supplies": 30,
     }
 )
 
