@@ -335,3 +335,42 @@ def test_a_storage_whose_list_fails_holds_back_only_its_own_stock_events(world):
     assert set(result.failed) == {1}
     assert (result.settled, result.retried) == (1, 1)
     assert balance(world, 2, 3) == Decimal(str(moved))
+
+
+def test_an_ingredient_a_storage_no_longer_lists_is_deleted_from_that_storage_only(world):
+    sync(world, STOCK)
+    gone = next(
+        i["ingredient_id"]
+        for i in control(world, "GET", f"{ACCOUNT.name}/ingredients").json()
+        if not i["delete"] and i["ingredient_id"] > 10
+    )
+    control(world, "DELETE", f"{ACCOUNT.name}/ingredients/{gone}")
+    # A stock hook for storage 2 only: its list no longer shows the removed ingredient.
+    hook_from(
+        world,
+        control(world, "PATCH", f"{ACCOUNT.name}/stock/2/1", json={"value_relative": 1}).json()[
+            "webhook"
+        ],
+    )
+    (result,) = drain_once(world)
+    assert result.ok and result.report.marked_deleted == 1
+    live = set(rows(world, STOCK, "storage_id", "ingredient_id"))
+    assert (2, gone) not in live
+    assert (1, gone) in live  # storage 1 was not re-read: the full sync will judge it
+    still_listed = sum(1 for _, i in live if i == gone)  # storage 1, and any other not re-read
+    assert sync(world, STOCK).report.marked_deleted == still_listed
+    assert gone not in {i for _, i in rows(world, STOCK, "storage_id", "ingredient_id")}
+    control(world, "POST", f"{ACCOUNT.name}/ingredients/{gone}/restore")
+
+
+def test_a_spot_webhook_reads_the_spots_list_once(world):
+    sync(world, SPOTS)
+    changed = control(
+        world, "PATCH", f"{ACCOUNT.name}/spots/1", json={"spot_adress": "Киев, ул. Новая, 1"}
+    ).json()
+    hook_from(world, changed["webhook"])
+    control(world, "DELETE", "calls")
+    (result,) = drain_once(world)
+    assert result.ok and result.strategy == "list"
+    assert control(world, "GET", "calls").json()["by_method"] == {"access.getSpots": 1}
+    assert ("Киев, ул. Новая, 1",) in rows(world, SPOTS, "spot_adress")
