@@ -37,7 +37,7 @@ def _secret(name: str, value: str | None) -> dg.EnvVar | None:
 
 
 defs = dg.Definitions(
-    # Runs are small (one entity, or seven in a row): one process per run, not per step, saves
+    # Runs are small (one entity, or ten in a row): one process per run, not per step, saves
     # a ~2 s process start per step and ~120 MB per concurrent step (dagster-notes.md §8).
     executor=dg.in_process_executor,
     assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),

@@ -1,4 +1,4 @@
-"""The Poster Web API itself: ``GET /api/{method}?token=…`` for the seven entities.
+"""The Poster Web API itself: ``GET /api/{method}?token=…`` for the synced entities.
 
 Order of checks, each answered the way Poster answers it: the call is counted; an unknown
 (or wrong-case) method gets HTTP 405 with error 30 (poster-api.md §1.1); a missing or unknown

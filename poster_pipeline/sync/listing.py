@@ -84,11 +84,14 @@ def full_listing(
     today: date,
     window_days: int,
     since: date | None = None,
+    confirm_absence: bool = True,
 ) -> Listing:
     """What a full sync of ``spec`` reads; checks on the storages list are made here, before
-    any stock is read (``conn``: the warehouse, for the storages that have stock rows)."""
+    any stock is read (``conn``: the warehouse, for the storages that have stock rows).
+    ``confirm_absence`` false (a forced ``allow_mass_delete`` sync) skips asking Poster for
+    the storages missing from the list."""
     if spec.scope is not None:
-        live = _live_storages(client, spec, conn, account)
+        live = _live_storages(client, spec, conn, account, confirm_absence)
         return Listing(scoped_records(client, spec, live), scopes=tuple(live))
     if spec.window_field is not None:
         first, last = supply_window(today, days=window_days, since=since)
@@ -100,7 +103,9 @@ def full_listing(
     return Listing(client.iter_list(spec))
 
 
-def _live_storages(client: PosterClient, spec: Entity, conn: Connection, account: str) -> list[int]:
+def _live_storages(
+    client: PosterClient, spec: Entity, conn: Connection, account: str, confirm_absence: bool
+) -> list[int]:
     """The live storages to read stock of, once the storages list is judged trustworthy."""
     storages = client.fetch_list(STORAGES)
     if not storages:
@@ -112,7 +117,7 @@ def _live_storages(client: PosterClient, spec: Entity, conn: Connection, account
     listed = {record.id for record in storages}
     held = active_scopes(conn, spec, account)
     conn.commit()  # the sync lock is the session's; no transaction stays open while Poster works
-    for storage_id in sorted(held - listed):
+    for storage_id in sorted(held - listed) if confirm_absence else ():
         try:
             still = not client.fetch_one(STORAGES, storage_id).is_deleted
         except PosterNotFoundError:
@@ -120,7 +125,8 @@ def _live_storages(client: PosterClient, spec: Entity, conn: Connection, account
         if still:
             raise StoragesListCutShort(
                 f"storage {storage_id} has stock rows and is missing from the storages list, "
-                "but Poster still has it: the list was cut short, so stock was not changed",
+                "but Poster still has it: the list was cut short, so stock was not changed. If "
+                "the storage is really gone, run the sync again with allow_mass_delete: true",
                 method=STORAGES.list_method,
                 account=client.account,
             )

@@ -118,6 +118,7 @@ def run_full_sync(
                 today=now.date(),
                 window_days=window_days,
                 since=since,
+                confirm_absence=not allow_mass_delete,
             )
             # Streamed from the answer into the warehouse, so the list is never held whole;
             # closed on every exit, so a failed load does not keep the answer's socket.

@@ -374,3 +374,24 @@ def test_a_spot_webhook_reads_the_spots_list_once(world):
     assert result.ok and result.strategy == "list"
     assert control(world, "GET", "calls").json()["by_method"] == {"access.getSpots": 1}
     assert ("Киев, ул. Новая, 1",) in rows(world, SPOTS, "spot_adress")
+
+
+def test_a_forced_stock_sync_takes_the_storages_list_at_its_word(world):
+    sync(world, STOCK)
+    held = {s for (s,) in rows(world, STOCK, "storage_id")}
+    kept = sorted(held)[:1]
+    control(
+        world,
+        "POST",
+        "faults",
+        json={"method": "storage.getStorages", "kind": "truncate", "keep": 1, "times": 2},
+    )
+    try:
+        with pytest.raises(SyncFailed, match="allow_mass_delete: true"):
+            sync(world, STOCK)
+        sync(world, STOCK, allow_mass_delete=True)
+    finally:
+        control(world, "DELETE", "faults")
+    assert {s for (s,) in rows(world, STOCK, "storage_id")} == set(kept)
+    sync(world, STOCK)  # the whole list again: every live storage's stock is back
+    assert {s for (s,) in rows(world, STOCK, "storage_id")} == held
