@@ -42,7 +42,7 @@ class Fetched:
 
     records: list[PosterRecord]
     missing: frozenset[int]  # gone, confirmed
-    strategy: str  # "single" or "list"
+    strategy: str  # "single", "list" or "scope" (stock: one list call per named storage)
     failed: dict[int, str] = field(default_factory=dict)  # object id → why
 
 
