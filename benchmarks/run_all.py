@@ -29,6 +29,7 @@ BENCHMARKS = (
     "api_economy",
     "dashboard",
     "dagster_storage",
+    "stock_sync",
 )
 
 

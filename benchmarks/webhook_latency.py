@@ -98,6 +98,7 @@ from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.emulator import EmulatorAccount
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.poster.client import ClientSettings, PosterClient
+from poster_pipeline.sync.listing import full_listing
 from poster_pipeline.warehouse.load import full_sync
 from poster_pipeline.warehouse.schema import EVENT_STATUSES, entity_table, webhook_events
 from tests.processes import free_port, start, wait_until
@@ -170,7 +171,7 @@ def first_full_sync(api_url: str, engine: sa.Engine, accounts: Sequence[Emulator
     smart sync finds nothing due (it would otherwise launch full syncs of every account in the
     middle of the measurement).
 
-    The asset's own load path (``iter_list`` streamed into ``warehouse.load.full_sync``, which
+    The asset's own load path (``sync.listing`` streamed into ``warehouse.load.full_sync``, which
     records the sync in ``sync_status``) without Dagster, four accounts at once and without
     the client's 5 calls/s throttle: ``dg.materialize`` costs ~2 s per account, 7 minutes for
     200, and this is set-up, not measured.
@@ -178,10 +179,18 @@ def first_full_sync(api_url: str, engine: sa.Engine, accounts: Sequence[Emulator
     settings = ClientSettings(base_url=api_url, requests_per_second=1000.0)
 
     def sync(account: EmulatorAccount) -> None:
-        with PosterClient(account.token, account=account.name, settings=settings) as client:
+        with (
+            PosterClient(account.token, account=account.name, settings=settings) as client,
+            engine.connect() as conn,
+        ):
             for spec in ENTITIES:
-                with closing(client.iter_list(spec)) as listed:
-                    full_sync(engine, spec, account.name, listed, now=datetime.now(UTC))
+                # What a full sync reads: one list, stock per storage, supplies by date window.
+                now = datetime.now(UTC)
+                listing = full_listing(
+                    client, spec, conn, account.name, today=now.date(), window_days=62
+                )
+                with closing(listing.records) as listed:
+                    full_sync(conn, spec, account.name, listed, now=now, window=listing.window)
 
     with ThreadPoolExecutor(4, thread_name_prefix="first-sync") as pool:
         list(pool.map(sync, accounts))

@@ -37,7 +37,7 @@ def _secret(name: str, value: str | None) -> dg.EnvVar | None:
 
 
 defs = dg.Definitions(
-    # Runs are small (one entity, or seven in a row): one process per run, not per step, saves
+    # Runs are small (one entity, or ten in a row): one process per run, not per step, saves
     # a ~2 s process start per step and ~120 MB per concurrent step (dagster-notes.md §8).
     executor=dg.in_process_executor,
     assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),
@@ -59,6 +59,7 @@ defs = dg.Definitions(
             database_url=_secret("POSTER_DATABASE_URL", settings.database_url),
             data_dir=str(settings.data_dir),
             token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
+            supplies_window_days=settings.supplies_window_days,
         ),
         "webhook_queue": WebhookQueueResource(),
         "alerts": AlertsResource(

@@ -115,6 +115,7 @@ class Settings:
     smart_sync_window_hours: float = 24.0
     #: Minimum seconds between webhook-queue sensor ticks (``sensors/webhooks.py``).
     webhook_sensor_interval_s: int = 1
+    supplies_window_days: int = 62
     alert_email_to: str | None = None
     smtp_url: str | None = field(default=None, repr=False)  # may hold a password
     alert_webhook_url: str | None = field(default=None, repr=False)  # often holds a token
@@ -136,6 +137,7 @@ class Settings:
             api_key=env.get("POSTER_API_KEY") or None,
             timezone=env.get("POSTER_TIMEZONE") or "UTC",
             smart_sync_window_hours=_positive(env, "POSTER_SMART_SYNC_HOURS", float, 24.0),
+            supplies_window_days=_positive(env, "POSTER_SUPPLIES_WINDOW_DAYS", int, 62),
             webhook_sensor_interval_s=_positive(env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, 1),
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,

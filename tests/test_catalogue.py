@@ -1,5 +1,6 @@
 """The catalogue's typing of Poster's wire values, and the records built from it."""
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -47,6 +48,9 @@ from poster_pipeline.poster.records import RecordError, to_record
             [{"spot_id": "1", "price": "400", "on": "1"}],
         ),
         (FieldType.JSON, {"barcode": "0123", "none": None}, {"barcode": "0123", "none": None}),
+        (FieldType.DATETIME, "2017-11-17 08:09:33", datetime(2017, 11, 17, 8, 9, 33)),
+        (FieldType.DATETIME, "0000-00-00 00:00:00", None),
+        (FieldType.DATETIME, "", None),
     ],
 )
 def test_wire_values_are_coerced_to_one_type_per_field(field_type, wire, expected):
@@ -67,6 +71,8 @@ def test_wire_values_are_coerced_to_one_type_per_field(field_type, wire, expecte
         (FieldType.QUANTITY, "NaN"),
         (FieldType.QUANTITY, "1,5"),
         (FieldType.TEXT, {"a": 1}),
+        (FieldType.DATETIME, "17.11.2017"),
+        (FieldType.DATETIME, 1510906173),
     ],
 )
 def test_values_that_cannot_mean_what_the_field_says_are_refused(field_type, wire):
@@ -83,12 +89,16 @@ def test_catalogue_names_match_the_fixed_names_of_the_design():
         "workshops",
         "storages",
         "products",
+        "spots",
+        "stock",
+        "supplies",
     ]
     keys = {e.name: e.key for e in ENTITIES}
     assert keys["suppliers"] == "supplier_id"
     assert keys["ingredient_categories"] == keys["product_categories"] == "category_id"
     for spec in ENTITIES:
         assert spec.fields[0].name == spec.key
+        assert set(spec.keys) <= set(spec.field_names)
         assert len(set(spec.field_names)) == len(spec.fields)
         assert (spec.single_method is None) == (spec.single_param is None)
 
@@ -105,7 +115,7 @@ def test_webhook_objects_route_to_their_entity_and_unknown_objects_to_none():
 
 def test_unknown_entity_error_lists_the_known_ones():
     with pytest.raises(KeyError, match="ingredients"):
-        entity("stock")
+        entity("stocks")
 
 
 def test_list_and_single_shapes_of_one_object_make_the_same_record():
@@ -150,3 +160,27 @@ def test_a_record_without_its_key_or_with_a_bad_value_names_the_problem():
         to_record(spec, {"ingredient_name": "Соль"})
     with pytest.raises(RecordError, match=r"ingredient_id='91'.*ingredient_left"):
         to_record(spec, {"ingredient_id": "91", "ingredient_left": "много"})
+
+
+def test_a_supply_from_the_getter_and_from_the_list_is_the_same_record():
+    spec = entity("supplies")
+    listed = {"supply_id": "46", "date": "2017-05-18 09:07:00", "supply_sum": "669882890"}
+    single = {"supply_id": "46", "date": "2017-05-18 09:07:00", "supply_sum": "6698828.90"}
+    from_list = to_record(spec, listed)
+    from_getter = to_record(spec, single, major_units=spec.single_major_units)
+    assert from_list.values == from_getter.values
+    assert from_getter.values["supply_sum"] == 669882890
+    assert from_getter.raw is single  # kept as Poster sent it
+    with pytest.raises(RecordError, match=r"supply_sum.*whole number of kopecks"):
+        to_record(spec, {**single, "supply_sum": "10.005"}, major_units=spec.single_major_units)
+
+
+def test_a_stock_row_takes_its_storage_from_the_call():
+    spec = entity("stock")
+    raw = {"ingredient_id": "39", "storage_ingredient_left": "-908.00000"}
+    record = to_record(spec, raw, scope_id=3)
+    assert (record.values["storage_id"], record.id) == (3, 39)
+    assert record.identity(spec) == (3, 39)
+    assert record.values["storage_ingredient_left"] == Decimal("-908")
+    with pytest.raises(RecordError, match="without its storage_id"):
+        to_record(spec, raw)

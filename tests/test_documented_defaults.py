@@ -59,6 +59,7 @@ ENV_DEFAULTS = {
     "POSTER_TIMEZONE": Settings().timezone,
     "POSTER_SMART_SYNC_HOURS": Settings().smart_sync_window_hours,
     "POSTER_WEBHOOK_SENSOR_INTERVAL": Settings().webhook_sensor_interval_s,
+    "POSTER_SUPPLIES_WINDOW_DAYS": Settings().supplies_window_days,
 }
 
 

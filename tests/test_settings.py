@@ -184,3 +184,11 @@ def test_numbers_are_read_and_blank_means_the_default():
     )
     assert settings.smart_sync_window_hours == 6.5
     assert settings.webhook_sensor_interval_s == Settings().webhook_sensor_interval_s
+
+
+def test_the_supplies_window_is_a_whole_number_of_days():
+    assert Settings.from_env({}).supplies_window_days == 62
+    assert Settings.from_env({"POSTER_SUPPLIES_WINDOW_DAYS": "400"}).supplies_window_days == 400
+    for bad in ("0", "-5", "two months", "1.5"):
+        with pytest.raises(SettingsError, match="POSTER_SUPPLIES_WINDOW_DAYS"):
+            Settings.from_env({"POSTER_SUPPLIES_WINDOW_DAYS": bad})

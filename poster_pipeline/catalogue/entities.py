@@ -17,13 +17,14 @@ from poster_pipeline.catalogue.fields import FieldType
 
 __all__ = ["ENTITIES", "Entity", "Field", "entity", "entity_for_webhook_object"]
 
-INT, TEXT, FLAG, MONEY, QTY, JSON = (
+INT, TEXT, FLAG, MONEY, QTY, JSON, DATETIME = (
     FieldType.INTEGER,
     FieldType.TEXT,
     FieldType.FLAG,
     FieldType.MONEY,
     FieldType.QUANTITY,
     FieldType.JSON,
+    FieldType.DATETIME,
 )
 
 
@@ -54,10 +55,33 @@ class Entity:
     single_param: str | None = None
     webhook_objects: tuple[str, ...] = ()
     delete_flag: str | None = None
+    #: Parameters every list call sends (stock: ``zero_leftovers=true``, else zeros are left out).
+    list_params: tuple[tuple[str, str], ...] = ()
+    #: The field Poster lists the entity one value at a time by, passed as the list call's
+    #: parameter of the same name (stock: ``storage_id``). Rows are keyed by (scope, key); the
+    #: scope's list is the unit a full or partial sync replaces; Poster's rows do not carry
+    #: the scope, so it is filled in from the parameter.
+    scope: str | None = None
+    #: The date field of an entity Poster lists only by date window (supplies: ``date``;
+    #: ``dateFrom``/``dateTo`` as ``Ymd``, inclusive): a sync reads a window and judges
+    #: absence only inside it.
+    window_field: str | None = None
+    #: The ``data`` field that names the object a webhook asks to re-fetch, where ``object_id``
+    #: does not (stock: ``data.storage_id``, the storage whose list is re-fetched).
+    webhook_data_id: str | None = None
+    #: Money fields the single getter answers in major units where the list uses minor units
+    #: (``storage.getSupply``'s ``supply_sum`` "6698828.90" against "669882890"): scaled to
+    #: minor units before typing.
+    single_major_units: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
         return self.name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The Poster columns of the primary key after ``account``."""
+        return (self.scope, self.key) if self.scope else (self.key,)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -228,6 +252,74 @@ ENTITIES: tuple[Entity, ...] = (
             Field("modifications", JSON, "product modifiers"),
             Field("group_modifications", JSON, "dish modifier groups"),
             Field("ingredients", JSON, "recipe lines of a dish or prepack"),
+        ),
+    ),
+    Entity(
+        name="spots",
+        description="Spots (заведения): the venues, each with the storages it uses.",
+        list_method="access.getSpots",
+        key="spot_id",
+        # access.getSpots is the only method with the spot → storages mapping; spots.getSpot
+        # answers another shape (poster-api.md §2.9), so spots have no single getter here.
+        webhook_objects=("spot",),
+        fields=(
+            Field("spot_id", INT, "Poster id"),
+            Field("spot_name", TEXT),
+            Field("spot_adress", TEXT, "address (Poster's spelling)"),
+            Field("storages", JSON, "the spot's storages: storage_id, storage_name, address"),
+        ),
+    ),
+    Entity(
+        name="stock",
+        description="Stock (остатки): the balance of every ingredient and product on every "
+        "storage, zero balances included. The total over all storages is "
+        "ingredients.ingredient_left.",
+        list_method="storage.getStorageLeftovers",
+        key="ingredient_id",
+        scope="storage_id",
+        list_params=(("zero_leftovers", "true"),),
+        # A `stock` hook's object_id is the element; data.storage_id names the storage whose
+        # list is re-fetched (poster-api.md §3.3).
+        webhook_objects=("stock",),
+        webhook_data_id="storage_id",
+        fields=(
+            Field("ingredient_id", INT, "Poster id of the ingredient or product"),
+            Field("storage_id", INT, "the storage (the list call's storage_id)"),
+            Field("ingredient_name", TEXT),
+            Field("storage_ingredient_left", QTY, "balance on this storage; may be negative"),
+            Field("limit_value", QTY, "low-stock threshold"),
+            Field("ingredient_unit", TEXT, "kg, l or p (pieces)"),
+            Field("ingredients_type", INT, "1 ingredient, 2 product or modifier"),
+            Field("storage_ingredient_sum", MONEY, "value on this storage, minor units"),
+            Field("storage_ingredient_sum_netto", MONEY, "value without tax, minor units"),
+            Field("prime_cost", MONEY, "unit cost, minor units"),
+            Field("prime_cost_netto", MONEY, "unit cost without tax, minor units"),
+            Field("hidden", FLAG),
+        ),
+    ),
+    Entity(
+        name="supplies",
+        description="Supplies (поставки): deliveries from suppliers to storages, with their sums.",
+        list_method="storage.getSupplies",
+        single_method="storage.getSupply",
+        single_param="supply_id",
+        key="supply_id",
+        delete_flag="delete",
+        window_field="date",
+        webhook_objects=("supply",),
+        single_major_units=("supply_sum",),
+        # Only fields both methods answer are typed (the list's storage_name and
+        # supply_sum_netto, the getter's ingredients and in_inventory stay in raw), so a row
+        # does not change back and forth with the method that last read it.
+        fields=(
+            Field("supply_id", INT, "Poster id"),
+            Field("storage_id", INT, "the storage delivered to"),
+            Field("supplier_id", INT),
+            Field("date", DATETIME, "when it was delivered, the restaurant's local time"),
+            Field("supply_sum", MONEY, "sum, minor units (storage.getSupply's major units too)"),
+            Field("supply_comment", TEXT),
+            Field("supplier_name", TEXT),
+            Field("account_id", INT, "the finance account it was paid from"),
         ),
     ),
 )

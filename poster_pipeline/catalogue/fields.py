@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,6 +31,7 @@ class FieldType(enum.Enum):
     MONEY = "money"  # int, minor units (kopecks): Poster's menu and storage prices
     QUANTITY = "quantity"  # Decimal: "443.45000", may be negative
     JSON = "json"  # nested lists/objects, their scalar leaves as text (see _json_leaves_as_text)
+    DATETIME = "datetime"  # datetime without zone: "2017-11-17 08:09:33", the restaurant's time
 
 
 _TRUE = {"1", "true", "t", "yes", "y"}
@@ -143,6 +145,25 @@ def _json_leaves_as_text(value: Any) -> Any:
     return value
 
 
+_NO_DATE = {"", "0000-00-00 00:00:00", "0000-00-00"}
+
+
+def _datetime(value: Any) -> datetime | None:
+    """Poster's ``Y-m-d H:i:s`` (or ``Y-m-d``) in the restaurant's own time, kept without a
+    zone: Poster does not say which, and guessing one would shift every figure."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise CoercionError(f"a {type(value).__name__} where a date and time was expected")
+    text = value.strip()
+    if text in _NO_DATE:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise CoercionError("text that is not a date and time") from None
+
+
 COERCERS: dict[FieldType, Callable[[Any], Any]] = {
     FieldType.INTEGER: _integer,
     FieldType.MONEY: _integer,
@@ -150,6 +171,7 @@ COERCERS: dict[FieldType, Callable[[Any], Any]] = {
     FieldType.FLAG: _flag,
     FieldType.TEXT: _text,
     FieldType.JSON: _json_leaves_as_text,
+    FieldType.DATETIME: _datetime,
 }
 
 

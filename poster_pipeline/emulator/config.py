@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from poster_pipeline.emulator.entities import SPOT_IDS
+
 __all__ = [
     "DEFAULT_ACCOUNT_NAME",
     "DEFAULT_ACCOUNT_NUMBER",
@@ -31,6 +33,8 @@ ENTITY_NAMES: tuple[str, ...] = (
     "workshops",
     "storages",
     "products",
+    "spots",
+    "supplies",
 )
 
 DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
@@ -42,6 +46,8 @@ DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
         "workshops": 4,
         "storages": 3,
         "products": 120,
+        "spots": len(SPOT_IDS),
+        "supplies": 30,
     }
 )
 

@@ -134,6 +134,50 @@ class _Control:
         p = request.path_params
         return self._changed(self.services.state.restore(p["account"], p["entity"], p["object_id"]))
 
+    # -- stock --------------------------------------------------------------------------------
+
+    async def stock(self, request: Request) -> Response:
+        p = request.path_params
+        balances = self.services.state.balances(p["account"], p["storage_id"])
+        return JSONResponse({str(k): v for k, v in balances.items()})
+
+    async def move_stock(self, request: Request) -> Response:
+        """Set or move one balance and send the ``stock`` hook: ``object_id`` the ingredient,
+        ``data`` with ``type``, ``element_id``, ``storage_id``, ``value_relative`` and
+        ``value_absolute`` (§3.3)."""
+        p = request.path_params
+        body = await _body(request)
+        if not isinstance(body, dict) or set(body) - {"value_relative", "value_absolute"}:
+            raise FieldError('the body must be {"value_absolute": N} or {"value_relative": N}')
+        values = {}
+        for name in ("value_relative", "value_absolute"):
+            value = body.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise FieldError(f"{name} must be a number")
+            values[name[len("value_") :]] = value
+        change = self.services.state.move_stock(
+            p["account"], p["storage_id"], p["ingredient_id"], **values
+        )
+        data = {
+            "type": 1,
+            "element_id": change.ingredient_id,
+            "storage_id": change.storage_id,
+            "value_relative": change.relative,
+            "value_absolute": change.absolute,
+        }
+        payload = webhook_payload(
+            change.account,
+            object="stock",
+            object_id=change.ingredient_id,
+            action="changed",
+            secret=self.services.config.application_secret,
+            data=json.dumps(data, separators=(",", ":")),
+        )
+        delivery = self.services.webhooks.enqueue(change.account.name, payload)
+        return JSONResponse({**data, "webhook": delivery.to_json()})
+
     # -- faults and calls ---------------------------------------------------------------------
 
     async def faults(self, request: Request) -> Response:
@@ -227,6 +271,8 @@ def control_routes(services: Services) -> list[Route]:
         route("/webhooks", c.webhooks, ["GET", "DELETE"]),
         route("/webhooks/send", c.send_webhook, ["POST"]),
         route("/webhook-url", c.webhook_url, ["GET", "PUT"]),
+        route("/{account}/stock/{storage_id:int}", c.stock, ["GET"]),
+        route("/{account}/stock/{storage_id:int}/{ingredient_id:int}", c.move_stock, ["PATCH"]),
         route(objects, c.list_objects, ["GET"]),
         route(objects, c.create, ["POST"]),
         route(one, c.read, ["GET"]),

@@ -11,6 +11,7 @@ negative stock (§1.7) and money in kopecks.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -489,6 +490,87 @@ def _products(rng: random.Random, size: int, done: Mapping[str, Generated]) -> G
     return Generated(records, removed if size >= 10 else set())
 
 
+SPOT_NAMES = ("Заведение на Мадридской", "Кафе у вокзала", "Бар на Садовой", "Кофейня")
+
+
+def _venues(rng: random.Random, size: int, done: Mapping[str, Generated]) -> Generated:
+    """Spots (venues), each with one or two of the live storages (all of them share the first
+    live one, the way a central kitchen serves several venues)."""
+    storages = [r for r in done["storages"].records if not r["delete"]]
+    records = []
+    for i in range(1, size + 1):
+        mine = storages[:1] + ([storages[i % len(storages)]] if len(storages) > 1 else [])
+        unique = {s["storage_id"]: s for s in mine}.values()
+        records.append(
+            {
+                "spot_id": i,
+                "spot_name": _name(SPOT_NAMES, i - 1),
+                "spot_adress": _address(rng),
+                "storages": [
+                    {k: s[k] for k in ("storage_id", "storage_name", "storage_adress")}
+                    for s in unique
+                ],
+            }
+        )
+    return Generated(records)
+
+
+SUPPLY_HISTORY_DAYS = 120
+
+
+def _supplies(rng: random.Random, size: int, done: Mapping[str, Generated]) -> Generated:
+    """Deliveries over the last :data:`SUPPLY_HISTORY_DAYS` days before today (dates follow
+    the day the emulator starts, so a rolling window always finds some), one to three lines
+    each; supply 2 (plus a few at random) is deleted, still listed with ``delete`` 1."""
+    today = datetime.date.today()
+    storages = [r for r in done["storages"].records if not r["delete"]]
+    suppliers = [r for r in done["suppliers"].records if not r["delete"]]
+    ingredients = [r for r in done["ingredients"].records if not r["delete"]]
+    records = []
+    for i in range(1, size + 1):
+        day = today - datetime.timedelta(days=rng.randint(0, SUPPLY_HISTORY_DAYS))
+        when = f"{day.isoformat()} {rng.randint(7, 20):02d}:{rng.randint(0, 59):02d}:00"
+        lines = []
+        for ingredient in rng.sample(ingredients, min(len(ingredients), rng.randint(1, 3))):
+            amount = rng.randint(1, 40)
+            price = rng.randint(1_000, 50_000)
+            lines.append(
+                {
+                    "ingredient_id": ingredient["ingredient_id"],
+                    "product_id": 0,
+                    "supply_ingredient_num": float(amount),
+                    "supply_ingredient_sum": amount * price,
+                    "ingredient_name": ingredient["ingredient_name"],
+                    "ingredient_unit": ingredient["ingredient_unit"],
+                    "pack_id": 0,
+                    "type": 1,
+                    "ing_delete": 0,
+                    "tax_id": 0,
+                }
+            )
+        total = sum(line["supply_ingredient_sum"] for line in lines)
+        storage = storages[i % len(storages)] if storages else None
+        supplier = suppliers[i % len(suppliers)] if suppliers else None
+        records.append(
+            {
+                "supply_id": i,
+                "in_inventory": 0,
+                "storage_id": storage["storage_id"] if storage else 0,
+                "supplier_id": supplier["supplier_id"] if supplier else 0,
+                "date": when,
+                "supply_sum": total,
+                "supply_sum_netto": round(total / 1.2),
+                "supply_comment": "Накладная" if rng.random() < 0.3 else "",
+                "storage_name": storage["storage_name"] if storage else "",
+                "supplier_name": supplier["supplier_name"] if supplier else "",
+                "delete": int(i == 2 or rng.random() < 0.05),
+                "account_id": None,
+                "ingredients": lines,
+            }
+        )
+    return Generated(records)
+
+
 Generator = Callable[[random.Random, int, Mapping[str, Generated]], Generated]
 
 # In dependency order: a generator may read the entities generated before it.
@@ -500,6 +582,8 @@ _GENERATORS: tuple[tuple[str, Generator], ...] = (
     ("product_categories", _product_categories),
     ("ingredients", _ingredients),
     ("products", _products),
+    ("spots", _venues),
+    ("supplies", _supplies),
 )
 
 

@@ -19,17 +19,19 @@ from typing import Any
 
 __all__ = [
     "ENTITIES",
+    "LEFTOVERS",
     "METHODS",
     "PRODUCTS",
     "SPOT_IDS",
+    "SUPPLIES",
     "EntitySpec",
     "Field",
     "Kind",
     "Lookup",
 ]
 
-# Spots (заведения) are not an emulated entity, but products and categories carry per-spot
-# rows; every account has these two.
+# Products and categories carry per-spot rows for these spots, whatever the number of spots
+# served by access.getSpots (two by default, these two).
 SPOT_IDS: tuple[int, ...] = (1, 2)
 
 
@@ -77,6 +79,9 @@ class Field:
     product_type: int | None = None
     references: str | None = None
     lookup: Lookup | None = None
+    #: Money the single getter sends in major units ("6698828.90") where the list sends
+    #: kopecks ("669882890"): storage.getSupply's supply_sum (poster-api.md §2.10).
+    major_in_single: bool = False
 
     def new_default(self) -> Any:
         """A fresh default value (row lists must not be shared between records)."""
@@ -105,6 +110,8 @@ class EntitySpec:
     single_param: str | None = None
     soft_delete: bool = False
     missing_is_error: bool = False
+    #: The single getter answers error 32 for a soft-deleted object (which the list shows).
+    single_hides_deleted: bool = False
     webhook_object: str | None = None
     webhook_object_by_type: Mapping[int, str] = field(default_factory=dict)
 
@@ -339,6 +346,107 @@ PRODUCTS = EntitySpec(
     ),
 )
 
+SPOTS = EntitySpec(
+    name="spots",
+    id_field="spot_id",
+    name_field="spot_name",
+    list_method="access.getSpots",
+    # spots.getSpot answers another shape (§2.9); removed spots vanish from the list.
+    webhook_object="spot",
+    fields=(
+        _int("spot_id"),
+        _text("spot_name"),
+        _text("spot_adress"),  # sic (§2.9)
+        Field(
+            "storages",
+            Kind.ROWS,
+            default_factory=list,
+            # A JSON number even in the list: "storage_id":1 in the docs' example (§2.9).
+            rows=(
+                Field("storage_id", Kind.NUMBER, 0, references="storages"),
+                _text("storage_name"),
+                _text("storage_adress"),
+            ),
+        ),
+    ),
+)
+
+SUPPLY_LINE: tuple[Field, ...] = (
+    _int("ingredient_id", references="ingredients"),
+    _int("product_id"),
+    Field("supply_ingredient_num", Kind.QUANTITY, 0.0),
+    _int("supply_ingredient_sum"),
+    _text("ingredient_name"),
+    Field("ingredient_unit", Kind.TEXT, "kg", choices=("kg", "l", "p")),
+    _int("pack_id"),
+    Field("type", Kind.NUMBER, 1),  # a JSON number in the docs' example, beside strings
+    _flag("ing_delete"),
+    _int("tax_id"),
+)
+
+SUPPLIES = EntitySpec(
+    name="supplies",
+    id_field="supply_id",
+    name_field="supply_comment",
+    list_method="storage.getSupplies",
+    single_method="storage.getSupply",
+    single_param="supply_id",
+    soft_delete=True,
+    missing_is_error=True,
+    single_hides_deleted=True,
+    webhook_object="supply",
+    fields=(
+        _int("supply_id"),
+        _flag("in_inventory", in_list=False),
+        _int("storage_id", references="storages"),
+        _int("supplier_id", references="suppliers"),
+        _text("date"),  # "2017-11-17 08:09:33"
+        Field("supply_sum", Kind.INT, 0, major_in_single=True),
+        _int("supply_sum_netto"),
+        _text("supply_comment"),
+        Field(
+            "storage_name",
+            Kind.TEXT,
+            "",
+            lookup=Lookup(via="storage_id", entity="storages", field="storage_name"),
+        ),
+        Field(
+            "supplier_name",
+            Kind.TEXT,
+            "",
+            lookup=Lookup(via="supplier_id", entity="suppliers", field="supplier_name"),
+        ),
+        _flag("delete"),
+        Field("account_id", Kind.NULLABLE_TEXT, None),  # null in the docs' list example
+        Field("ingredients", Kind.ROWS, default_factory=list, rows=SUPPLY_LINE, in_list=False),
+    ),
+)
+
+# Stock is no entity store (balances per storage and ingredient, see .stock); this spec only
+# shapes storage.getStorageLeftovers' rows (§2.7).
+LEFTOVERS = EntitySpec(
+    name="stock",
+    id_field="ingredient_id",
+    name_field="ingredient_name",
+    list_method="storage.getStorageLeftovers",
+    fields=(
+        Field("ingredient_id", Kind.INT, 0),
+        Field("ingredient_name", Kind.TEXT, ""),
+        Field("ingredient_left", Kind.QUANTITY, 0.0),
+        Field("limit_value", Kind.INT, 0),
+        Field("ingredient_unit", Kind.TEXT, "kg"),
+        Field("ingredients_type", Kind.INT, 1),
+        # Only with storage_id (§2.7): absent from a row, absent from the answer.
+        Field("storage_ingredient_left", Kind.QUANTITY, 0.0),
+        Field("storage_ingredient_sum", Kind.INT, 0),
+        Field("storage_ingredient_sum_netto", Kind.INT, 0),
+        Field("prime_cost", Kind.NUMBER, 0),  # a JSON number in the docs' example
+        Field("prime_cost_netto", Kind.NUMBER, 0),
+        Field("hidden", Kind.INT, 0, flag=True),
+    ),
+)
+
+
 ENTITIES: Mapping[str, EntitySpec] = MappingProxyType(
     {
         spec.name: spec
@@ -350,6 +458,8 @@ ENTITIES: Mapping[str, EntitySpec] = MappingProxyType(
             WORKSHOPS,
             STORAGES,
             PRODUCTS,
+            SPOTS,
+            SUPPLIES,
         )
     }
 )
@@ -359,7 +469,7 @@ ENTITIES: Mapping[str, EntitySpec] = MappingProxyType(
 # case-sensitive, as on Poster (§1.1); `storage.getSupplier` does not exist (§2.1).
 METHODS: Mapping[str, tuple[EntitySpec, bool]] = MappingProxyType(
     {
-        **{spec.list_method: (spec, True) for spec in ENTITIES.values()},
+        **{spec.list_method: (spec, True) for spec in (*ENTITIES.values(), LEFTOVERS)},
         **{
             spec.single_method: (spec, False)
             for spec in ENTITIES.values()

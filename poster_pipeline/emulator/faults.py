@@ -1,12 +1,14 @@
 """Faults switched on at run time to make Web API calls misbehave the ways Poster can.
 
 A fault matches a method (or ``*``) and optionally one account, applies to the next ``times``
-matching calls (or to all), then expires. The first matching fault, in the order they were
-added, is the one applied. The kinds cover what a sync must survive: slow and hung answers
-(the first call after idle takes 4–5 s, poster-api.md §1.1), 5xx and 429 pages, the three
-shapes of error bodies at HTTP 200 (§1.4), ``{"response": false}`` (§1.3), and lists that
-come back empty or cut short (the case the warehouse's deletion guard exists for), and a list
-read at once but sent slowly (a sync whose data is older than the moment it commits).
+matching calls (or to all), then expires; ``after`` lets that many matching calls through
+first (so the third storage's stock call fails, not the first). The first matching fault, in
+the order they were added, is the one applied. The kinds cover what a sync must survive: slow
+and hung answers (the first call after idle takes 4–5 s, poster-api.md §1.1), 5xx and 429
+pages, the three shapes of error bodies at HTTP 200 (§1.4), ``{"response": false}`` (§1.3),
+and lists that come back empty or cut short (the case the warehouse's deletion guard exists
+for), and a list read at once but sent slowly (a sync whose data is older than the moment it
+commits).
 """
 
 from __future__ import annotations
@@ -80,11 +82,21 @@ class Fault:
     form: str = "object"
     keep: int | None = None
     retry_after: int = 1
+    after: int = 0
     applied: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The fault with only the parameters its kind uses."""
-        shown = {"id", "method", "kind", "account", "remaining", "applied", *_PARAMS[self.kind]}
+        shown = {
+            "id",
+            "method",
+            "kind",
+            "account",
+            "remaining",
+            "applied",
+            *_PARAMS[self.kind],
+            *(("after",) if self.after else ()),  # calls still let through
+        }
         return {k: v for k, v in asdict(self).items() if k in shown}
 
 
@@ -118,7 +130,7 @@ class FaultBook:
             raise FieldError(f"kind must be one of {list(FAULT_KINDS)}, got {kind!r}")
         if kind in _LIST_ONLY and method != "*" and not self._methods[method]:
             raise FieldError(f"{kind} applies to list methods only; {method} is a single getter")
-        unknown = set(spec) - {"method", "kind", "account", "times"} - _PARAMS[kind]
+        unknown = set(spec) - {"method", "kind", "account", "times", "after"} - _PARAMS[kind]
         if unknown:
             raise FieldError(f"{kind} takes no parameter(s) {sorted(unknown)}")
         account = spec.get("account")
@@ -129,6 +141,8 @@ class FaultBook:
             fault.remaining = _number(spec, "times", integer=True)
             if fault.remaining == 0:
                 raise FieldError("times must be at least 1 (omit it for no limit)")
+        if spec.get("after") is not None:
+            fault.after = _number(spec, "after", integer=True)
         self._set_params(fault, spec)
         self._faults.append(fault)
         return fault
@@ -165,6 +179,9 @@ class FaultBook:
                 continue
             if fault.kind in _LIST_ONLY and not is_list:
                 continue
+            if fault.after:
+                fault.after -= 1
+                return None
             fault.applied += 1
             if fault.remaining is not None:
                 fault.remaining -= 1

@@ -15,10 +15,19 @@ from typing import Any, Literal
 from poster_pipeline.emulator.coerce import FieldError, new_record, patched_record
 from poster_pipeline.emulator.config import EmulatorAccount, EmulatorConfig
 from poster_pipeline.emulator.data import generate_account
-from poster_pipeline.emulator.entities import ENTITIES, EntitySpec, Field, Kind
+from poster_pipeline.emulator.entities import ENTITIES, LEFTOVERS, EntitySpec, Field, Kind
+from poster_pipeline.emulator.stock import Balances, initial_balances, leftover_rows
 from poster_pipeline.emulator.wire import dumps, list_row
 
-__all__ = ["Change", "Conflict", "EmulatorState", "EntityStore", "ListCache", "NotFound"]
+__all__ = [
+    "Change",
+    "Conflict",
+    "EmulatorState",
+    "EntityStore",
+    "ListCache",
+    "NotFound",
+    "StockChange",
+]
 
 Record = dict[str, Any]
 Action = Literal["added", "changed", "removed"]
@@ -90,6 +99,17 @@ class Change:
     action: Action
 
 
+@dataclass(frozen=True)
+class StockChange:
+    """A balance moved through the control API, for the ``stock`` webhook (§3.3)."""
+
+    account: EmulatorAccount
+    storage_id: int
+    ingredient_id: int
+    relative: float
+    absolute: float
+
+
 class EmulatorState:
     """Accounts and their data, generated from the config at construction."""
 
@@ -108,6 +128,13 @@ class EmulatorState:
                 for name, rows in generated.items()
             }
         self._lists: dict[tuple[str, str], ListCache] = {}
+        self._balances: dict[str, Balances] = {
+            name: initial_balances(
+                stores["ingredients"].records.values(), stores["storages"].records.values()
+            )
+            for name, stores in self._stores.items()
+        }
+        self._leftovers: dict[tuple[str, int | None, bool], ListCache] = {}
 
     # -- accounts and tokens ------------------------------------------------------------------
 
@@ -156,7 +183,66 @@ class EmulatorState:
             self._lists[(account, entity)] = cached
         return cached
 
+    def leftovers(self, account: str, storage_id: int | None, *, zero: bool) -> ListCache:
+        """``storage.getStorageLeftovers``' rows: of one storage, or summed over all (None);
+        :class:`NotFound` for a storage that never existed."""
+        if storage_id is not None and storage_id not in self.store(account, "storages").records:
+            raise NotFound(f"no storage {storage_id} in account {account!r}")
+        key = (account, storage_id, zero)
+        cached = self._leftovers.get(key)
+        if cached is None:
+            records = leftover_rows(
+                self.store(account, "ingredients").records.values(),
+                self._balances[account],
+                storage_id=storage_id,
+                zero_leftovers=zero,
+            )
+            cached = ListCache(records, [dumps(list_row(LEFTOVERS, r)) for r in records])
+            self._leftovers[key] = cached
+        return cached
+
+    def balances(self, account: str, storage_id: int) -> dict[int, float]:
+        """Every live ingredient's balance on the storage (0 where it holds none)."""
+        rows = self.leftovers(account, storage_id, zero=True).records
+        return {r["ingredient_id"]: r["storage_ingredient_left"] for r in rows}
+
     # -- changes ------------------------------------------------------------------------------
+
+    def move_stock(
+        self,
+        account: str,
+        storage_id: int,
+        ingredient_id: int,
+        *,
+        relative: float | None = None,
+        absolute: float | None = None,
+    ) -> StockChange:
+        """Set a balance (``absolute``) or move it (``relative``); the ingredient's total
+        ``ingredient_left`` moves with it."""
+        if (relative is None) == (absolute is None):
+            raise FieldError("give exactly one of value_relative and value_absolute")
+        storages = self.store(account, "storages")
+        if storage_id not in storages.records or storages.is_removed(storage_id):
+            raise NotFound(f"no live storage {storage_id} in account {account!r}")
+        ingredients = self.store(account, "ingredients")
+        ingredient = self.record(account, "ingredients", ingredient_id)
+        if ingredients.is_removed(ingredient_id):
+            raise Conflict(f"ingredient {ingredient_id} is removed")
+        held = self._balances[account].setdefault(storage_id, {})
+        before = held.get(ingredient_id, 0.0)
+        after = round(before + relative if relative is not None else float(absolute or 0), 3)
+        held[ingredient_id] = after
+        total = round(float(ingredient["ingredient_left"]) + after - before, 3)
+        ingredients.records[ingredient_id] = {**ingredient, "ingredient_left": total}
+        self._lists.pop((account, "ingredients"), None)
+        self._forget_leftovers(account)
+        return StockChange(
+            self.accounts[account], storage_id, ingredient_id, round(after - before, 3), after
+        )
+
+    def _forget_leftovers(self, account: str) -> None:
+        for key in [k for k in self._leftovers if k[0] == account]:
+            del self._leftovers[key]
 
     def create(self, account: str, entity: str, body: Any) -> Change:
         store = self.store(account, entity)
@@ -201,6 +287,8 @@ class EmulatorState:
         record = self._with_lookups(account, store.spec, record)
         store.records[record[store.spec.id_field]] = record
         self._lists.pop((account, store.spec.name), None)
+        if store.spec.name in ("ingredients", "storages"):
+            self._forget_leftovers(account)
         self._cascade_lookups(account, store.spec, record)
         return Change(self.accounts[account], store.spec, record, action)
 

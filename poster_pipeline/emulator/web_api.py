@@ -1,4 +1,4 @@
-"""The Poster Web API itself: ``GET /api/{method}?token=…`` for the seven entities.
+"""The Poster Web API itself: ``GET /api/{method}?token=…`` for the synced entities.
 
 Order of checks, each answered the way Poster answers it: the call is counted; an unknown
 (or wrong-case) method gets HTTP 405 with error 30 (poster-api.md §1.1); a missing or unknown
@@ -10,6 +10,7 @@ JSON.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
@@ -19,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from poster_pipeline.emulator.config import EmulatorAccount
-from poster_pipeline.emulator.entities import METHODS, PRODUCTS, EntitySpec
+from poster_pipeline.emulator.entities import LEFTOVERS, METHODS, PRODUCTS, SUPPLIES, EntitySpec
 from poster_pipeline.emulator.faults import Fault
 from poster_pipeline.emulator.services import Services
-from poster_pipeline.emulator.state import envelope
+from poster_pipeline.emulator.state import ListCache, NotFound, envelope
 from poster_pipeline.emulator.wire import dumps, single_object
 
 __all__ = ["WebApi", "json_response", "poster_error"]
@@ -99,6 +100,44 @@ def _product_filter(params: Mapping[str, str]) -> Callable[[Record], bool] | Non
     )
 
 
+def _ymd(params: Mapping[str, str], name: str) -> datetime.date | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        raise ValueError(f"{name} must be a date as Ymd, e.g. 20260131") from None
+
+
+def _supply_window(
+    params: Mapping[str, str], today: datetime.date
+) -> tuple[Callable[[Record], bool], slice]:
+    """storage.getSupplies' filter: ``dateFrom`` (default a month ago) to ``dateTo`` (default
+    today), both inclusive; ``limit``/``offset`` page the answer only when neither date is
+    given (the docs: they are ignored with dates)."""
+    first, last = _ymd(params, "dateFrom"), _ymd(params, "dateTo")
+    page = slice(None)
+    if first is None and last is None:
+        offset = _php_int(params.get("offset", "0") or "0")
+        limit = params.get("limit", "").strip()
+        page = slice(offset, offset + _php_int(limit) if limit else None)
+    first = first or _month_before(today)
+    last = last or today
+    low, high = first.isoformat(), (last + datetime.timedelta(days=1)).isoformat()
+    return (lambda r: low <= r["date"] < high), page
+
+
+def _month_before(day: datetime.date) -> datetime.date:
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    for candidate in range(day.day, 0, -1):  # 31 March → 28/29 February
+        try:
+            return day.replace(year=year, month=month, day=candidate)
+        except ValueError:
+            continue
+    return day - datetime.timedelta(days=30)
+
+
 class WebApi:
     """The ``/api/{method}`` endpoint over one emulator's services."""
 
@@ -147,10 +186,37 @@ class WebApi:
         params: Mapping[str, str],
         fault: Fault | None,
     ) -> Response:
-        cached = self._services.state.listing(account.name, spec.name)
+        if spec is LEFTOVERS:
+            raw_storage = params.get("storage_id", "").strip()
+            storage_id = _php_int(raw_storage) if raw_storage else None
+            zero = params.get("zero_leftovers", "").strip().lower() == "true"
+            try:
+                cached = self._services.state.leftovers(account.name, storage_id, zero=zero)
+            except NotFound:
+                return poster_error(32, f"storage_id {storage_id} does not exist")
+        else:
+            cached = self._services.state.listing(account.name, spec.name)
+        return self._answer(cached, spec, params, fault)
+
+    def _answer(
+        self, cached: ListCache, spec: EntitySpec, params: Mapping[str, str], fault: Fault | None
+    ) -> Response:
         fragments = cached.fragments
         keep = _product_filter(params) if spec is PRODUCTS else None
-        if keep is not None:
+        if spec is SUPPLIES:
+            try:
+                keep, page = _supply_window(params, datetime.date.today())
+            except ValueError as exc:
+                return poster_error(34, str(exc))
+            # Newest first, as the docs' example lists them.
+            order = sorted(
+                range(len(cached.records)),
+                key=lambda i: (cached.records[i]["date"], cached.records[i]["supply_id"]),
+                reverse=True,
+            )
+            fragments = [cached.fragments[i] for i in order if keep(cached.records[i])]
+            fragments = fragments[page]
+        elif keep is not None:
             fragments = [f for r, f in zip(cached.records, fragments, strict=True) if keep(r)]
         if fault is not None and fault.kind == "empty":
             fragments = []
@@ -173,7 +239,8 @@ class WebApi:
         object_id = _php_int(raw_id)
         store = self._services.state.store(account.name, spec.name)
         record = store.records.get(object_id)
-        if record is None and spec.missing_is_error:
+        hidden = spec.single_hides_deleted and record is not None and record.get("delete")
+        if (record is None and spec.missing_is_error) or hidden:
             return poster_error(32, f"{spec.single_param} {object_id} does not exist")
         if record is None or (not spec.soft_delete and store.is_removed(object_id)):
             return json_response({"response": False})

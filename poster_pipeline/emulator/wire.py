@@ -33,6 +33,13 @@ def _quantity_text(value: float) -> str:
     return f"{value:.5f}"
 
 
+def _major_units(kopecks: int) -> str:
+    """669882890 → "6698828.90" (storage.getSupply's supply_sum)."""
+    sign = "-" if kopecks < 0 else ""
+    whole, cents = divmod(abs(kopecks), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
 def _plan(fields: tuple[Field, ...], *, as_list: bool) -> Plan:
     steps: list[tuple[str, Converter]] = []
     for field in fields:
@@ -41,6 +48,8 @@ def _plan(fields: tuple[Field, ...], *, as_list: bool) -> Plan:
         converter: Converter = None
         if field.kind is Kind.ROWS:
             converter = _rows_converter(_plan(field.rows, as_list=as_list))
+        elif not as_list and field.major_in_single:
+            converter = _major_units
         elif as_list and field.kind is Kind.INT:
             converter = str
         elif as_list and field.kind is Kind.QUANTITY:

@@ -11,7 +11,7 @@ from collections.abc import Container
 from typing import NamedTuple
 
 from poster_pipeline.catalogue import entity_for_webhook_object
-from poster_pipeline.poster.webhooks import WebhookEvent
+from poster_pipeline.poster.webhooks import WebhookEvent, data_id
 
 __all__ = ["CHANGE_ACTIONS", "TEST_ACTION", "Classification", "classify"]
 
@@ -36,7 +36,9 @@ def classify(event: WebhookEvent, active_accounts: Container[str]) -> Classifica
     1. the object is not in the catalogue (``transaction``, ``client``…): not synced;
     2. action ``test``: a test hook;
     3. an action other than added/changed/removed/transformed (``closed``…): unknown;
-    4. the account is not among ``active_accounts``: not connected.
+    4. the account is not among ``active_accounts``: not connected;
+    5. the entity's hooks name their object in ``data`` (stock: ``data.storage_id``) and this
+       one does not: nothing to re-fetch.
     """
     spec = entity_for_webhook_object(event.object)
     entity = None if spec is None else spec.name
@@ -48,6 +50,8 @@ def classify(event: WebhookEvent, active_accounts: Container[str]) -> Classifica
         reason = f"unknown action {event.action}"
     elif event.account not in active_accounts:
         reason = f"account {event.account} is not connected"
+    elif spec.webhook_data_id and data_id(event, spec.webhook_data_id) is None:
+        reason = f"{event.object} hook without data.{spec.webhook_data_id}"
     else:
         reason = None
     return Classification(entity, reason)

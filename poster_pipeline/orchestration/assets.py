@@ -14,12 +14,12 @@ through. Full-sync runs are tagged ``poster/sync=full``; only they reset the fre
 # No `from __future__ import annotations`: Dagster resolves the asset function's annotations
 # (config and resources) at definition time.
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from poster_pipeline.catalogue import ENTITIES, Entity, FieldType
 from poster_pipeline.orchestration.automation import smart_sync_condition
@@ -58,6 +58,21 @@ class SyncConfig(dg.Config):
         description="Apply a full sync even if it marks more rows deleted than the mass-delete "
         "guard allows (use when the deletions in Poster are real).",
     )
+    since: str | None = Field(
+        default=None,
+        description="Supplies only: read history from this date (YYYY-MM-DD) to today instead "
+        "of the rolling window; rows are marked deleted only inside what was read.",
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"since must be a date as YYYY-MM-DD, got {value!r}") from None
+        return value
 
 
 def entity_asset_key(spec: Entity) -> dg.AssetKey:
@@ -140,6 +155,11 @@ def _full_sync(
     poster_api: PosterApiResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    if config.since is not None and spec.window_field is None:
+        raise dg.Failure(
+            description=f"since applies to entities Poster lists by date (supplies), not to "
+            f"{spec.name}; nothing was synced"
+        )
     if context.run.tags.get(SYNC_TAG) != "full":
         # Runs from the UI's Materialize button come without tags: say what this run is.
         context.instance.add_run_tags(context.run.run_id, {SYNC_TAG: "full"})
@@ -151,6 +171,8 @@ def _full_sync(
             guard=warehouse.deletion_guard(spec),
             allow_mass_delete=config.allow_mass_delete,
             run_id=context.run.run_id,
+            since=None if config.since is None else date.fromisoformat(config.since),
+            window_days=warehouse.supplies_window_days,
         )
     except SyncFailed as failed:
         if failed.refused is not None:
@@ -196,6 +218,8 @@ def entity_asset(
         if spec.delete_flag
         else "rows Poster no longer lists"
     )
+    if spec.window_field:
+        deletion += f" (dated inside the window a sync reads, by `{spec.window_field}`)"
 
     @dg.asset(
         key=key,
@@ -203,8 +227,8 @@ def entity_asset(
         partitions_def=accounts_partitions,
         kinds={"poster", "sql"},
         description=f"{spec.description}\n\nFrom Poster `{spec.list_method}` into table "
-        f"`{spec.table}`, keyed by (account, `{spec.key}`); {deletion} are marked deleted, "
-        "never dropped.",
+        f"`{spec.table}`, keyed by (account, {', '.join(f'`{k}`' for k in spec.keys)}); "
+        f"{deletion} are marked deleted, never dropped.",
         metadata={"table": spec.table, "dagster/column_schema": _column_schema(spec)},
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=smart_sync_window),
         automation_condition=smart_sync_condition(spec.name, smart_sync_window),

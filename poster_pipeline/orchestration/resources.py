@@ -56,6 +56,8 @@ class WarehouseResource(dg.ConfigurableResource):
     A full sync refuses to mark deleted more than ``mass_delete_max_share`` of
     ``mass_delete_min_rows`` or more active rows (``list_only_*`` for entities Poster can only
     list), and first asks Poster for ``absence_sample_size`` of the vanished rows one by one.
+    A supplies sync reads the last ``supplies_window_days`` days (Poster lists them only by
+    date) and marks deleted only supplies dated inside them.
     """
 
     database_url: str | None = None
@@ -66,6 +68,7 @@ class WarehouseResource(dg.ConfigurableResource):
     list_only_max_share: float = 0.2
     list_only_min_rows: int = 5
     absence_sample_size: int = 3
+    supplies_window_days: int = 62
 
     @property
     def url(self) -> str:
@@ -81,7 +84,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def deletion_guard(self, spec: Entity) -> DeletionGuard:
         """The guard of ``spec``'s full syncs: stricter for entities Poster can only list
-        (suppliers), whose vanished rows no single getter can vouch for."""
+        (suppliers, spots), whose vanished rows no single getter can vouch for. Stock has no
+        single getter either, but a storage's rows go together with the storage, which the
+        storages list and ``storage.getStorage`` vouch for (:mod:`poster_pipeline.sync.listing`):
+        it keeps the usual share, without sampling rows."""
+        if spec.scope is not None:
+            return DeletionGuard(self.mass_delete_max_share, self.mass_delete_min_rows, 0)
         if spec.single_method is None:
             return DeletionGuard(self.list_only_max_share, self.list_only_min_rows, 0)
         return DeletionGuard(

@@ -262,13 +262,19 @@ class PosterClient:
 
     # -- catalogue-driven reads --------------------------------------------------------------
 
-    def fetch_list(self, entity_or_name: Entity | str) -> list[PosterRecord]:
+    def fetch_list(self, entity_or_name: Entity | str, **params: Any) -> list[PosterRecord]:
         """Every object of an entity, typed (Poster lists are not paginated, §2)."""
-        return list(self.iter_list(entity_or_name))
+        return list(self.iter_list(entity_or_name, **params))
 
-    def iter_list(self, entity_or_name: Entity | str) -> Generator[PosterRecord, None, None]:
+    def iter_list(
+        self, entity_or_name: Entity | str, **params: Any
+    ) -> Generator[PosterRecord, None, None]:
         """Every object of an entity, typed one by one as the answer streams in, so a long list
         is never held whole (:mod:`poster_pipeline.poster.stream`).
+
+        ``params`` go to Poster with the entity's own ``list_params``: an entity listed by
+        scope needs its scope (``storage_id=3`` for stock), one listed by date window may pass
+        ``dateFrom``/``dateTo``.
 
         The call is made on the first ``next()``. A typed error may come at any point: at the
         start for an error answer, later for a body that breaks off, is not JSON or holds an
@@ -277,10 +283,16 @@ class PosterClient:
         """
         spec = _entity(entity_or_name)
         method = spec.list_method
-        with self._get(method, {}, stream=True) as response:
+        scope_id = None
+        if spec.scope is not None:
+            if params.get(spec.scope) is None:
+                raise ValueError(f"{spec.name} is listed one {spec.scope} at a time: pass it")
+            scope_id = int(params[spec.scope])
+        query = {**dict(spec.list_params), **params}
+        with self._get(method, query, stream=True) as response:
             try:
                 for raw in self._listed(method, response):
-                    yield self._record(spec, method, raw)
+                    yield self._record(spec, method, raw, scope_id)
             except (StreamError, UnicodeError) as exc:
                 raise PosterProtocolError(
                     f"the list broke off or is not JSON ({str(exc).splitlines()[0]})",
@@ -344,11 +356,18 @@ class PosterClient:
                     "empty answer", method=spec.single_method, account=self.account
                 )
             response = response[0]
-        return self._record(spec, spec.single_method, response)
+        return self._record(spec, spec.single_method, response, major_units=spec.single_major_units)
 
-    def _record(self, spec: Entity, method: str, raw: Any) -> PosterRecord:
+    def _record(
+        self,
+        spec: Entity,
+        method: str,
+        raw: Any,
+        scope_id: int | None = None,
+        major_units: tuple[str, ...] = (),
+    ) -> PosterRecord:
         try:
-            return to_record(spec, raw)
+            return to_record(spec, raw, scope_id=scope_id, major_units=major_units)
         except RecordError as exc:
             raise PosterProtocolError(str(exc), method=method, account=self.account) from None
 
@@ -392,6 +411,21 @@ class PosterClient:
 
     def get_product(self, product_id: int) -> PosterRecord:
         return self.fetch_one("products", product_id)
+
+    def get_spots(self) -> list[PosterRecord]:
+        return self.fetch_list("spots")
+
+    def get_storage_leftovers(self, storage_id: int) -> list[PosterRecord]:
+        """The stock of one storage, zero balances included."""
+        return self.fetch_list("stock", storage_id=storage_id)
+
+    def get_supplies(self, date_from: str, date_to: str) -> list[PosterRecord]:
+        """Supplies dated ``date_from``..``date_to`` (``Ymd``, both inclusive)."""
+        return self.fetch_list("supplies", dateFrom=date_from, dateTo=date_to)
+
+    def get_supply(self, supply_id: int) -> PosterRecord:
+        """One supply; its ``supply_sum`` typed in minor units like the list's."""
+        return self.fetch_one("supplies", supply_id)
 
 
 def _entity(entity_or_name: Entity | str) -> Entity:

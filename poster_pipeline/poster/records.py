@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from poster_pipeline.catalogue import COERCERS, CoercionError, Entity, FieldType, coerce
@@ -30,6 +31,10 @@ class PosterRecord:
     raw: Mapping[str, Any]
     is_deleted: bool = False
 
+    def identity(self, entity: Entity) -> tuple[Any, ...]:
+        """The record's key after ``account``: (scope, id) for stock, (id,) otherwise."""
+        return tuple(self.values[k] for k in entity.keys)
+
 
 _Coercers = tuple[tuple[str, Callable[[Any], Any]], ...]
 _coercers_by_entity: dict[str, _Coercers] = {}
@@ -45,11 +50,47 @@ def _coercers(entity: Entity) -> _Coercers:
     return found
 
 
-def to_record(entity: Entity, raw: Mapping[str, Any]) -> PosterRecord:
-    """Type ``raw`` by ``entity``'s fields. Raises :class:`RecordError` naming field and id."""
+def _minor_units(entity: Entity, name: str, value: Any) -> Any:
+    """A money value sent in major units ("6698828.90") as minor units (669882890)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value  # the field's own coercion names the problem
+    try:
+        minor = Decimal(str(value).strip()) * 100
+    except InvalidOperation:
+        return value
+    if not minor.is_finite() or minor != minor.to_integral_value():
+        raise RecordError(f"{entity.name}: field {name!r} is not a whole number of kopecks")
+    return int(minor)
+
+
+def to_record(
+    entity: Entity,
+    raw: Mapping[str, Any],
+    *,
+    scope_id: int | None = None,
+    major_units: tuple[str, ...] = (),
+) -> PosterRecord:
+    """Type ``raw`` by ``entity``'s fields. Raises :class:`RecordError` naming field and id.
+
+    ``scope_id`` is the value of the entity's scope field (stock: the ``storage_id`` the list
+    was asked for), which Poster's rows do not carry; ``major_units`` names money fields this
+    answer sends in major units (``storage.getSupply``'s ``supply_sum``), typed in minor units
+    like the list's. ``raw`` stays as Poster sent it.
+    """
     if not isinstance(raw, Mapping):
         raise RecordError(f"{entity.name}: expected an object, got {type(raw).__name__}")
     get = raw.get
+    if entity.scope is not None or major_units:
+        source = dict(raw)
+        if entity.scope is not None:
+            if scope_id is None:
+                raise RecordError(f"{entity.name}: listed without its {entity.scope}")
+            source[entity.scope] = scope_id
+        for name in major_units:
+            source[name] = _minor_units(entity, name, raw.get(name))
+        get = source.get
     try:
         values = {name: convert(get(name)) for name, convert in _coercers(entity)}
     except CoercionError:

@@ -20,6 +20,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookPayloadError",
     "WebhookSignatureError",
+    "data_id",
     "parse_webhook",
     "sign",
     "verify",
@@ -116,6 +117,22 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookEvent:
         account_number=None if account_number is None else str(account_number),
         data=data,
     )
+
+
+def data_id(event: WebhookEvent, name: str) -> int | None:
+    """The id ``data.<name>`` of a webhook (a ``stock`` hook's ``storage_id``), or None when
+    ``data`` is absent, not a JSON object, or has no integer under ``name``."""
+    if event.data is None:
+        return None
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return None
+    value = data.get(name) if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return int(text) if text.isdigit() else None
 
 
 def _digest(parts: list[str], secret: str) -> str:

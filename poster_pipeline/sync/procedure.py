@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -33,6 +33,7 @@ from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError
 from poster_pipeline.poster.fetch import count_still_in_poster, fetch_objects
 from poster_pipeline.poster.records import PosterRecord
+from poster_pipeline.sync.listing import full_listing
 from poster_pipeline.warehouse.accounts import AccountError
 from poster_pipeline.warehouse.guard import DeletionGuard, MassDeleteRefused
 from poster_pipeline.warehouse.load import SyncReport, full_sync, partial_sync
@@ -92,8 +93,14 @@ def run_full_sync(
     guard: DeletionGuard,
     allow_mass_delete: bool = False,
     run_id: str | None = None,
+    since: date | None = None,
+    window_days: int = 62,
 ) -> FullSyncResult:
-    """Make ``account``'s ``spec`` table match Poster's list; raises :class:`SyncFailed`."""
+    """Make ``account``'s ``spec`` table match Poster's list; raises :class:`SyncFailed`.
+
+    For an entity Poster lists by date (supplies) the list of the last ``window_days`` days
+    is read, or of the days from ``since`` on (history), and only rows inside it can vanish.
+    """
     now, started = datetime.now(UTC), time.perf_counter()
     first: list[PosterRecord] = []
     try:
@@ -102,23 +109,34 @@ def run_full_sync(
             services.client_for(token, account) as client,
             # Waits for a running sync of the pair; taken before the list is asked for.
             sync_lock(services.engine, account, spec.name) as conn,
+        ):
+            listing = full_listing(
+                client,
+                spec,
+                conn,
+                account,
+                today=now.date(),
+                window_days=window_days,
+                since=since,
+                confirm_absence=not allow_mass_delete,
+            )
             # Streamed from the answer into the warehouse, so the list is never held whole;
             # closed on every exit, so a failed load does not keep the answer's socket.
-            closing(client.iter_list(spec)) as listed,
-        ):
-            report = full_sync(
-                conn,
-                spec,
-                account,
-                _keeping_first(listed, first),
-                now=now,
-                guard=guard,
-                allow_mass_delete=allow_mass_delete,
-                run_id=run_id,
-                still_in_poster=(
-                    partial(count_still_in_poster, client, spec) if spec.single_method else None
-                ),
-            )
+            with closing(listing.records) as listed:
+                report = full_sync(
+                    conn,
+                    spec,
+                    account,
+                    _keeping_first(listed, first),
+                    now=now,
+                    window=listing.window,
+                    guard=guard,
+                    allow_mass_delete=allow_mass_delete,
+                    run_id=run_id,
+                    still_in_poster=(
+                        partial(count_still_in_poster, client, spec) if spec.single_method else None
+                    ),
+                )
     except MassDeleteRefused as refused:
         _record_failure(services.engine, spec.name, account, str(refused), now, "full", run_id)
         raise SyncFailed(str(refused), refused=refused) from None
@@ -238,6 +256,8 @@ def run_partial_sync(
                 now=now,
                 run_id=run_id,
                 in_transaction=_settling(claim, group.event_ids_of(applied), run_id, now),
+                # Stock: each storage re-read is replaced whole (its vanished rows deleted).
+                scopes=applied if spec.scope is not None else None,
             )
     except SyncLockBusy as busy:
         log.info(f"{busy}: {len(group.events)} events deferred")

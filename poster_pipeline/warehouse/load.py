@@ -46,7 +46,7 @@ from poster_pipeline.warehouse.guard import (
 from poster_pipeline.warehouse.schema import BOOKKEEPING_COLUMNS, entity_table
 from poster_pipeline.warehouse.status import SyncKind, record_success
 
-__all__ = ["SyncReport", "full_sync", "partial_sync"]
+__all__ = ["SyncReport", "active_scopes", "full_sync", "partial_sync"]
 
 _SQLITE_BATCH = 2_000
 _INDEXED_STAGE_ROWS = 1_000
@@ -114,19 +114,23 @@ def _stage_table(spec: Entity) -> sa.Table:
 
 
 class _Tally:
-    """Numbers records as they stream to the stage, and counts the ids Poster repeats."""
+    """Numbers records as they stream to the stage, and counts the ids Poster repeats (within
+    a scope: stock lists ingredient 39 once per storage)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: Entity) -> None:
         self.fetched = 0
         self.duplicates = 0
-        self._ids: set[int] = set()
+        self._ids: set[Any] = set()
+        self._scope = spec.scope
 
     def number(self, records: Iterable[PosterRecord]) -> Iterator[tuple[int, PosterRecord]]:
+        scope = self._scope
         for record in records:
-            if record.id in self._ids:
+            identity = record.id if scope is None else (record.values[scope], record.id)
+            if identity in self._ids:
                 self.duplicates += 1
             else:
-                self._ids.add(record.id)
+                self._ids.add(identity)
             self.fetched += 1
             yield self.fetched, record
 
@@ -146,7 +150,9 @@ def _started(conn: Connection, records: Iterable[PosterRecord]) -> Iterable[Post
     return iterator if first is None else chain([first], iterator)
 
 
-def _index_stage(conn: Connection, stage: sa.Table, key: str, *, rows: int, repeated: bool) -> None:
+def _index_stage(
+    conn: Connection, stage: sa.Table, keys: tuple[str, ...], *, rows: int, repeated: bool
+) -> None:
     """Index the filled stage by id (the "still listed?" checks look rows up by it; building
     the index once is cheaper than keeping it during the load), and keep only the last
     occurrence of an id Poster listed more than once. A stage of a few rows (a partial sync)
@@ -154,14 +160,17 @@ def _index_stage(conn: Connection, stage: sa.Table, key: str, *, rows: int, repe
     if rows >= _INDEXED_STAGE_ROWS:
         # SQL text, not an sa.Index: that would attach itself to the cached stage table.
         quote = conn.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(k) for k in keys)
         conn.exec_driver_sql(
-            f"CREATE INDEX {quote(f'{stage.name}_{key}')} ON {quote(stage.name)} ({quote(key)})"
+            f"CREATE INDEX {quote(f'{stage.name}_{keys[-1]}')} ON {quote(stage.name)} ({columns})"
         )
     if repeated:
         later = stage.alias("later")
         conn.execute(
             sa.delete(stage).where(
-                sa.exists().where(later.c[key] == stage.c[key], later.c[_ORDER] > stage.c[_ORDER])
+                sa.exists().where(
+                    *(later.c[k] == stage.c[k] for k in keys), later.c[_ORDER] > stage.c[_ORDER]
+                )
             )
         )
 
@@ -249,21 +258,33 @@ def _bound(name: str, type_: Any) -> sa.BindParameter[Any]:
 
 
 @cache
-def _statements(spec: Entity, dialect: str, full: bool) -> _Statements:
+def _statements(
+    spec: Entity, dialect: str, full: bool, scoped: bool = False, windowed: bool = False
+) -> _Statements:
     """Statements bound at run time to ``sync_account``, ``sync_now`` and, for a partial
-    sync, ``missing_ids`` (the named ids Poster says are gone)."""
+    sync, ``missing_ids`` (the named ids Poster says are gone); ``scoped``: to ``scope_ids``
+    (the scopes whose lists were read), ``windowed``: to ``window_from``/``window_to``."""
     table, stage = entity_table(spec), _stage_table(spec)
     # Not named after a column: an UPDATE reserves those names for its SET clause.
     account = _bound("sync_account", sa.Text())
     now = _bound("sync_now", table.c.synced_at.type)
     key = table.c[spec.key]
     # Which rows a sync marks deleted unless staged: in a full sync every row Poster no longer
-    # lists; in a partial sync only the named ids Poster says are gone.
+    # lists (of the scopes and the window that were read); in a partial sync only the named
+    # ids Poster says are gone.
     vanishing = (
-        ~sa.exists().where(stage.c[spec.key] == key)
+        ~sa.exists().where(*(stage.c[k] == table.c[k] for k in spec.keys))
         if full
         else key.in_(sa.bindparam("missing_ids", expanding=True, type_=key.type))
     )
+    if scoped and spec.scope is not None:
+        scope = table.c[spec.scope]
+        vanishing &= scope.in_(sa.bindparam("scope_ids", expanding=True, type_=scope.type))
+    if windowed and spec.window_field is not None:
+        when = table.c[spec.window_field]
+        vanishing &= (when >= _bound("window_from", when.type)) & (
+            when < _bound("window_to", when.type)
+        )
     count = sa.func.count
     return _Statements(
         plan_staged=_plan_staged(spec, stage, account),
@@ -289,7 +310,7 @@ def _plan_staged(spec: Entity, stage: sa.Table, account: Any) -> sa.Executable:
     existing = entity_table(spec).alias("existing")
     joined = stage.outerjoin(
         existing,
-        sa.and_(existing.c.account == account, existing.c[spec.key] == stage.c[spec.key]),
+        sa.and_(existing.c.account == account, *(existing.c[k] == stage.c[k] for k in spec.keys)),
     )
     known = existing.c[spec.key].is_not(None)
     was_deleted, is_deleted = existing.c.is_deleted, stage.c.is_deleted
@@ -312,7 +333,9 @@ def _content_differs(spec: Entity, old: Any, new: Any) -> sa.ColumnElement[bool]
     Typed values, not ``raw``, are compared because Poster sends one object with different
     wire types from its list and single methods; ``raw`` is rewritten along with a change.
     """
-    return sa.or_(*(old[f].is_distinct_from(new[f]) for f in spec.field_names if f != spec.key))
+    return sa.or_(
+        *(old[f].is_distinct_from(new[f]) for f in spec.field_names if f not in spec.keys)
+    )
 
 
 def _upsert_changed(
@@ -337,9 +360,9 @@ def _upsert_changed(
     new = insert.excluded
     content_changed = _content_differs(spec, table.c, new)
     return insert.on_conflict_do_update(
-        index_elements=[table.c.account, table.c[spec.key]],
+        index_elements=[table.c.account, *(table.c[k] for k in spec.keys)],
         set_={
-            **{f: new[f] for f in fields if f != spec.key},
+            **{f: new[f] for f in fields if f not in spec.keys},
             "raw": new.raw,
             "is_deleted": new.is_deleted,
             "deleted_at": sa.case(
@@ -355,6 +378,16 @@ def _upsert_changed(
         | table.c.is_deleted.is_distinct_from(new.is_deleted)
         | table.c.raw.is_distinct_from(new.raw),
     )
+
+
+def active_scopes(conn: Connection, spec: Entity, account: str) -> set[int]:
+    """The scopes (stock: storages) that hold active rows of ``account``'s ``spec``."""
+    if spec.scope is None:
+        return set()
+    table = entity_table(spec)
+    scope = table.c[spec.scope]
+    query = sa.select(scope).where(table.c.account == account, ~table.c.is_deleted).distinct()
+    return set(conn.execute(query).scalars())
 
 
 @contextmanager
@@ -380,27 +413,41 @@ def _apply(
     run_id: str | None,
     in_transaction: Callable[[Connection], int] | None = None,
     still_in_poster: Callable[[list[int]], int] | None = None,
+    scopes: Collection[int] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    kind: SyncKind | None = None,
 ) -> SyncReport:
-    """Stage ``records`` and apply them in one transaction; ``missing`` None is a full sync.
+    """Stage ``records`` and apply them in one transaction; ``missing`` None replaces every
+    row (of ``scopes`` and ``window``, when given) by ``records``.
 
     ``bind`` is best the connection that holds the pair's sync lock
     (:func:`~poster_pipeline.warehouse.locks.sync_lock`); an engine lends one for the call.
     """
-    tally = _Tally()
+    tally = _Tally(spec)
     stage = _stage_table(spec)
-    params = {"sync_account": account, "sync_now": now, "missing_ids": sorted(missing or ())}
+    params: dict[str, Any] = {
+        "sync_account": account,
+        "sync_now": now,
+        "missing_ids": sorted(missing or ()),
+        "scope_ids": sorted(scopes or ()),
+    }
+    if window is not None:
+        params["window_from"], params["window_to"] = window
+    kind = kind or ("full" if missing is None else "partial")
     with _connected(bind) as conn:
         # Before the transaction: the request behind a stream is made (and retried) first.
         numbered = tally.number(_started(conn, records))
         postgres = conn.dialect.name == "postgresql"
-        statements = _statements(spec, conn.dialect.name, missing is None)
+        statements = _statements(
+            spec, conn.dialect.name, missing is None, scopes is not None, window is not None
+        )
         with conn.begin():
             conn.exec_driver_sql(_create_stage_sql(spec, conn.dialect))
             if postgres:
                 _copy_stage(conn, stage, spec, numbered)
             else:
                 _insert_stage(conn, stage, numbered)
-            _index_stage(conn, stage, spec.key, rows=tally.fetched, repeated=tally.duplicates > 0)
+            _index_stage(conn, stage, spec.keys, rows=tally.fetched, repeated=tally.duplicates > 0)
             plan = _Plan(
                 **conn.execute(statements.plan_staged, params).one()._asdict(),
                 **conn.execute(statements.plan_current, params).one()._asdict(),
@@ -425,7 +472,6 @@ def _apply(
             if not postgres:
                 stage.drop(conn)  # PostgreSQL drops it at commit
             active, total = conn.execute(statements.totals, params).one()
-            kind: SyncKind = "full" if missing is None else "partial"
             record_success(
                 conn, spec.name, account, kind, now=now, active=active, total=total, run_id=run_id
             )
@@ -460,8 +506,11 @@ def full_sync(
     allow_mass_delete: bool = False,
     run_id: str | None = None,
     still_in_poster: Callable[[list[int]], int] | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> SyncReport:
-    """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``.
+    """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``
+    (for an entity Poster lists by date: its list of ``window``, [from, to), whose rows
+    alone can vanish).
 
     Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
     of at least 20 active rows) refuses and ``allow_mass_delete`` is false. Before rows that
@@ -479,6 +528,7 @@ def full_sync(
         allow_mass_delete=allow_mass_delete,
         run_id=run_id,
         still_in_poster=still_in_poster,
+        window=window,
     )
 
 
@@ -492,17 +542,23 @@ def partial_sync(
     now: datetime,
     run_id: str | None = None,
     in_transaction: Callable[[Connection], int] | None = None,
+    scopes: Collection[int] | None = None,
 ) -> SyncReport:
     """Apply re-fetched objects: upsert ``records`` and mark deleted the ``missing`` ids (Poster
     answered not found); other rows are untouched. ``in_transaction`` runs inside the same
     transaction (the queue settles the run's events there) and returns how many it settled.
+
+    For an entity Poster lists by scope (stock), ``scopes`` are the scopes whose whole lists
+    ``records`` are: their rows ``records`` leave out are marked deleted, ``missing`` is unused.
     """
     return _apply(
         bind,
         spec,
         account,
         records,
-        missing=missing,
+        missing=None if scopes is not None else missing,
+        scopes=scopes,
+        kind="partial",
         now=now,
         guard=None,
         allow_mass_delete=False,

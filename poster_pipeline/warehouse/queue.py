@@ -30,8 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection, Engine
 
-from poster_pipeline.catalogue import ENTITIES
-from poster_pipeline.poster.webhooks import WebhookEvent
+from poster_pipeline.catalogue import ENTITIES, entity
+from poster_pipeline.poster.webhooks import WebhookEvent, data_id
 from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.schema import webhook_events as events
 
@@ -178,7 +178,7 @@ def _row(
         "account": event.account,
         "account_number": event.account_number,
         "object": event.object,
-        "object_id": event.object_id,
+        "object_id": _refetched_id(event, entity, ignore_reason),
         "action": event.action,
         "event_time": int(event.time),
         "entity": entity,
@@ -190,6 +190,21 @@ def _row(
         "updated_at": now,
         "payload": dict(payload),
     }
+
+
+def _refetched_id(event: WebhookEvent, entity_name: str | None, ignore_reason: str | None) -> int:
+    """The id a sync re-fetches for the event: ``object_id``, or where the entity's hooks name
+    their object in ``data`` (a ``stock`` hook: the storage), that id. The receiver ignores a
+    hook without it (:func:`poster_pipeline.http.intake.classify`); ``object_id`` stays in the
+    stored payload."""
+    if entity_name is None or ignore_reason is not None:
+        return event.object_id
+    try:
+        field = entity(entity_name).webhook_data_id
+    except KeyError:  # an entity outside the catalogue is never claimed anyway
+        return event.object_id
+    found = data_id(event, field) if field else None
+    return event.object_id if found is None else found
 
 
 def _enqueued(new_id: int | None) -> Enqueued:

@@ -59,6 +59,7 @@ _COLUMN_TYPES: Mapping[FieldType, sa.types.TypeEngine] = {
     FieldType.MONEY: sa.BigInteger(),
     FieldType.QUANTITY: QUANTITY,
     FieldType.JSON: JSON_TYPE,
+    FieldType.DATETIME: sa.DateTime(timezone=False),
 }
 
 BOOKKEEPING_COLUMNS = (
@@ -76,12 +77,12 @@ def _entity_table(spec: Entity) -> sa.Table:
     if clash:
         raise ValueError(f"{spec.name}: fields {sorted(clash)} clash with warehouse columns")
     columns = [
-        sa.Column("account", sa.Text(), primary_key=True, comment="Poster account login"),
+        sa.Column("account", sa.Text(), nullable=False, comment="Poster account login"),
         *(
             sa.Column(
                 field.name,
                 _COLUMN_TYPES[field.type],
-                primary_key=field.name == spec.key,
+                nullable=field.name not in spec.keys,
                 autoincrement=False,
                 comment=field.description or None,
             )
@@ -94,7 +95,12 @@ def _entity_table(spec: Entity) -> sa.Table:
         sa.Column("updated_at", TIMESTAMP, nullable=False, comment="last change of content"),
         sa.Column("synced_at", TIMESTAMP, nullable=False, comment="last write by a sync"),
     ]
-    return sa.Table(spec.table, metadata, *columns, comment=spec.description)
+    # In key order (stock: account, storage_id, ingredient_id), so a scope's rows are one
+    # range of the primary key's index.
+    key = sa.PrimaryKeyConstraint("account", *spec.keys)
+    # A sync of a date window (supplies) judges absence by date: one range of this index.
+    window = [sa.Index(None, "account", spec.window_field)] if spec.window_field else []
+    return sa.Table(spec.table, metadata, *columns, key, *window, comment=spec.description)
 
 
 _ENTITY_TABLES: Mapping[str, sa.Table] = {spec.name: _entity_table(spec) for spec in ENTITIES}

@@ -30,7 +30,15 @@ def event(**fields: object) -> WebhookEvent:
 )
 @pytest.mark.parametrize("action", sorted(CHANGE_ACTIONS))
 def test_every_catalogue_object_is_queued_for_its_entity(obj, entity, action):
-    assert classify(event(object=obj, action=action), ACTIVE) == Classification(entity, None)
+    data = '{"type":1,"element_id":91,"storage_id":2}' if obj == "stock" else None
+    hook = event(object=obj, action=action, data=data)
+    assert classify(hook, ACTIVE) == Classification(entity, None)
+
+
+@pytest.mark.parametrize("data", [None, "not json", "[2]", '{"storage_id":"x"}', '{"type":1}'])
+def test_a_stock_hook_that_names_no_storage_is_ignored_with_a_reason(data):
+    classified = classify(event(object="stock", data=data), ACTIVE)
+    assert classified == Classification("stock", "stock hook without data.storage_id")
 
 
 def test_dish_and_product_both_concern_products():

@@ -93,7 +93,7 @@ def test_hooks_from_the_poster_emulator_are_queued(server: str, engine: Engine):
         wait_for(delivered, timeout=10, what="the emulator delivered its hooks")
     rows = {row.object: row for row in stored(engine)}
     assert (rows["ingredient"].status, rows["ingredient"].entity) == ("pending", "ingredients")
-    assert rows["stock"].ignore_reason == "object stock is not synced"
+    assert rows["stock"].ignore_reason == "stock hook without data.storage_id"
     assert rows["stock"].payload["data"] == '{"value_relative":-2}'
     assert rows["transaction"].ignore_reason == "object transaction is not synced"
 

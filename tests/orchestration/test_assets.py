@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -10,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from poster_pipeline.catalogue import ENTITIES, entity
-from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
+from poster_pipeline.orchestration.assets import SyncConfig, entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
@@ -61,6 +62,19 @@ def listed(emulator, account: str, spec) -> list[dict]:
     return requests.get(url, timeout=5).json()
 
 
+def expected_listing(emulator, account: str, spec) -> tuple[int, int]:
+    """(rows, Poster calls) of a full sync: stock is one call per live storage, after the
+    storages list, and a row per live ingredient on each."""
+    if spec.window_field:  # supplies: the default window, 62 days up to today (UTC)
+        first = (datetime.now(UTC).date() - timedelta(days=61)).isoformat()
+        return sum(s["date"] >= first for s in listed(emulator, account, spec)), 1
+    if not spec.scope:
+        return len(listed(emulator, account, spec)), 1
+    storages = [s for s in listed(emulator, account, entity("storages")) if not s["delete"]]
+    ingredients = [i for i in listed(emulator, account, entity("ingredients")) if not i["delete"]]
+    return len(storages) * len(ingredients), 1 + len(storages)
+
+
 def table_counts(warehouse, account: str, spec) -> tuple[int, int]:
     table = entity_table(spec)
     with warehouse.engine().connect() as conn:
@@ -78,11 +92,12 @@ def test_a_full_sync_fills_every_table_and_reports_what_it_did(emulator, warehou
     for spec in ENTITIES:
         meta = metadata_of(result, spec)
         total, active = table_counts(warehouse, "api-demo", spec)
-        assert meta["rows_fetched"] == len(listed(emulator, "api-demo", spec)) == total
+        rows, calls = expected_listing(emulator, "api-demo", spec)
+        assert meta["rows_fetched"] == rows == total
         assert meta["rows_inserted"] == total
         assert meta["dagster/row_count"] == active
         assert meta["rows_total"] == total
-        assert meta["api_calls"] == 1
+        assert meta["api_calls"] == calls
         assert meta["sync"] == "full"
         assert spec.key in meta["preview"]
     checks = result.get_asset_check_evaluations()
@@ -209,3 +224,27 @@ def test_an_account_that_is_not_connected_fails_clearly(emulator, warehouse, ins
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "no account 'not-connected' is connected" in str(failure.step_failure_data.error.message)
+
+
+def test_since_must_be_a_date():
+    assert SyncConfig(since="2025-01-31").since == "2025-01-31"
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        SyncConfig(since="31.01.2025")
+
+
+def test_since_reads_supply_history_and_is_refused_elsewhere(emulator, warehouse, instance):
+    by_key = {a.key: a for a in ASSETS}
+    supplies = by_key[entity_asset_key(entity("supplies"))]
+    workshops = by_key[entity_asset_key(entity("workshops"))]
+    since = (date.today() - timedelta(days=365)).isoformat()
+    result = materialize(emulator, warehouse, instance, "api-demo", [supplies], since=since)
+    assert result.success
+    every_supply = len(listed(emulator, "api-demo", entity("supplies")))
+    assert metadata_of(result, entity("supplies"))["rows_fetched"] == every_supply
+
+    result = materialize(emulator, warehouse, instance, "api-demo", [workshops], since=since)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "since applies to entities Poster lists by date" in str(
+        failure.step_failure_data.error.message
+    )

@@ -154,14 +154,14 @@ def test_a_tick_evaluated_again_requests_the_same_run_keys(warehouse: WarehouseR
 
 
 def test_a_request_for_an_entity_the_catalogue_lost_is_dropped(warehouse: WarehouseResource):
-    request(warehouse, "api-demo", "spots")
+    request(warehouse, "api-demo", "transactions")
     request(warehouse, "api-demo", "workshops")
     result = tick(dg.DagsterInstance.ephemeral(), warehouse)
     assert isinstance(result, dg.SensorResult)
     [run] = result.run_requests
     assert run.asset_selection == [entity_asset_key(entity("workshops"))]
     assert [(row.entity, row.status, row.run_key) for row in rows(warehouse)] == [
-        ("spots", "launched", None),
+        ("transactions", "launched", None),
         ("workshops", "pending", None),
     ]
 

@@ -250,7 +250,7 @@ def test_a_claim_can_be_renewed_or_given_back(engine, account):
 
 
 def test_events_of_entities_outside_the_catalogue_are_never_claimed(engine, account):
-    put(engine, event(account, 1), entity="stock")
+    put(engine, event(account, 1), entity="transactions")
     assert claim(engine) == []
 
 
