@@ -63,7 +63,7 @@ def services(api_url: str, warehouse: Warehouse, rate: float) -> SyncServices:
     )
     return SyncServices(
         engine=resource.engine(),
-        token_for=resource.accounts().token,
+        token_for=resource.accounts(with_tokens=True).token,
         client_for=PosterApiResource(base_url=api_url, requests_per_second=rate).client,
     )
 

@@ -41,7 +41,7 @@ def world(tmp_path_factory) -> Iterator[tuple[str, WarehouseResource]]:
         token_key=Fernet.generate_key().decode(),
     )
     with start_in_thread(config) as emulator:
-        warehouse.accounts().add(ACCOUNT.name, ACCOUNT.token, now=datetime.now(UTC))
+        warehouse.accounts(with_tokens=True).add(ACCOUNT.name, ACCOUNT.token, now=datetime.now(UTC))
         yield emulator.url, warehouse
 
 
@@ -49,7 +49,7 @@ def services(world) -> SyncServices:
     url, warehouse = world
     return SyncServices(
         engine=warehouse.engine(),
-        token_for=warehouse.accounts().token,
+        token_for=warehouse.accounts(with_tokens=True).token,
         client_for=PosterApiResource(
             base_url=f"{url}/api", requests_per_second=1000, max_retries=0
         ).client,
