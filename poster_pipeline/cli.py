@@ -113,7 +113,7 @@ def accounts_add(account: str, token: str, time_zone: str | None, verify: bool) 
             with PosterClient(
                 token, account=account, settings=ClientSettings(base_url=settings.api_url)
             ) as client:
-                client.get_workshops()
+                client.fetch_list("workshops")
         except PosterError as exc:
             raise click.ClickException(f"the token was not accepted: {exc}") from None
     try:

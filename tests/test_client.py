@@ -77,18 +77,31 @@ def test_single_getters_agree_with_the_list_whatever_the_wire_types(client, spec
 
 
 def test_named_methods_cover_each_entity(client, demo_account):
-    assert client.get_suppliers() and client.get_ingredients() and client.get_products()
-    assert client.get_ingredient_categories() and client.get_product_categories()
-    assert client.get_workshops() and client.get_storages()
-    storage = client.get_storages()[0]
-    assert client.get_storage(storage.id).values["storage_name"] == storage.values["storage_name"]
-    assert client.get_ingredient(client.get_ingredients()[0].id).entity == "ingredients"
-    assert client.get_product(client.get_products()[0].id).entity == "products"
-    assert client.get_workshop(client.get_workshops()[0].id).entity == "workshops"
-    category = client.get_product_categories()[0]
-    assert client.get_product_category(category.id).id == category.id
-    ingredient_category = client.get_ingredient_categories()[0]
-    assert client.get_ingredient_category(ingredient_category.id).id == ingredient_category.id
+    assert (
+        client.fetch_list("suppliers")
+        and client.fetch_list("ingredients")
+        and client.fetch_list("products")
+    )
+    assert client.fetch_list("ingredient_categories") and client.fetch_list("product_categories")
+    assert client.fetch_list("workshops") and client.fetch_list("storages")
+    storage = client.fetch_list("storages")[0]
+    assert (
+        client.fetch_one("storages", storage.id).values["storage_name"]
+        == storage.values["storage_name"]
+    )
+    assert (
+        client.fetch_one("ingredients", client.fetch_list("ingredients")[0].id).entity
+        == "ingredients"
+    )
+    assert client.fetch_one("products", client.fetch_list("products")[0].id).entity == "products"
+    assert client.fetch_one("workshops", client.fetch_list("workshops")[0].id).entity == "workshops"
+    category = client.fetch_list("product_categories")[0]
+    assert client.fetch_one("product_categories", category.id).id == category.id
+    ingredient_category = client.fetch_list("ingredient_categories")[0]
+    assert (
+        client.fetch_one("ingredient_categories", ingredient_category.id).id
+        == ingredient_category.id
+    )
 
 
 def test_suppliers_have_no_single_getter(client):
@@ -97,22 +110,22 @@ def test_suppliers_have_no_single_getter(client):
 
 
 def test_deleted_workshops_stay_listed_with_their_flag(client):
-    workshops = client.get_workshops()
+    workshops = client.fetch_list("workshops")
     assert any(w.is_deleted for w in workshops), "the demo data has a deleted workshop"
     assert any(not w.is_deleted for w in workshops)
 
 
 def test_a_missing_object_raises_not_found(client):
     with pytest.raises(PosterNotFoundError):
-        client.get_product(987654321)
+        client.fetch_one("products", 987654321)
     with pytest.raises(PosterNotFoundError):
-        client.get_storage(987654321)
+        client.fetch_one("storages", 987654321)
 
 
 def test_calls_are_counted_by_method(client):
-    client.get_workshops()
-    client.get_workshops()
-    client.get_storages()
+    client.fetch_list("workshops")
+    client.fetch_list("workshops")
+    client.fetch_list("storages")
     assert client.stats.calls == {"menu.getWorkshops": 2, "storage.getStorages": 1}
     assert client.stats.total == 3
 
@@ -122,7 +135,7 @@ def test_a_wrong_token_is_an_auth_error_and_is_not_retried(emulator, control):
         "813932:" + "0" * 32, account="api-demo", settings=fast_settings(emulator.api_url)
     )
     with pytest.raises(PosterAuthError) as caught:
-        bad.get_workshops()
+        bad.fetch_list("workshops")
     assert caught.value.code == 11
     assert "menu.getWorkshops" in str(caught.value) and "api-demo" in str(caught.value)
     assert calls_to(control, emulator, "menu.getWorkshops") == 1
@@ -144,7 +157,7 @@ def test_a_wrong_token_is_an_auth_error_and_is_not_retried(emulator, control):
 def test_error_bodies_are_typed_and_never_retried(client, emulator, control, code, form, kind):
     add_fault(control, emulator, method="menu.getWorkshops", kind="error", code=code, form=form)
     with pytest.raises(kind):
-        client.get_workshops()
+        client.fetch_list("workshops")
     assert calls_to(control, emulator, "menu.getWorkshops") == 1
     assert client.stats.retries == 0
 
@@ -153,7 +166,7 @@ def test_server_errors_are_retried_until_they_pass(client, emulator, control):
     add_fault(
         control, emulator, method="storage.getStorages", kind="http_status", status=503, times=2
     )
-    assert client.get_storages()
+    assert client.fetch_list("storages")
     assert client.stats.retries == 2
     assert calls_to(control, emulator, "storage.getStorages") == 3
 
@@ -161,14 +174,14 @@ def test_server_errors_are_retried_until_they_pass(client, emulator, control):
 def test_persistent_server_errors_fail_after_the_retry_bound(client, emulator, control):
     add_fault(control, emulator, method="storage.getStorages", kind="http_status", status=500)
     with pytest.raises(PosterServerError) as caught:
-        client.get_storages()
+        client.fetch_list("storages")
     assert caught.value.retryable
     assert calls_to(control, emulator, "storage.getStorages") == client.settings.max_retries + 1
 
 
 def test_rate_limiting_is_retried_after_retry_after(client, emulator, control):
     add_fault(control, emulator, method="menu.getWorkshops", kind="rate_limit", times=1)
-    assert client.get_workshops()
+    assert client.fetch_list("workshops")
     assert calls_to(control, emulator, "menu.getWorkshops") == 2
 
 
@@ -179,14 +192,14 @@ def test_persistent_rate_limiting_is_a_rate_limit_error(emulator, control, demo_
         PosterClient(demo_account.token, settings=settings) as poster,
         pytest.raises(PosterRateLimitError),
     ):
-        poster.get_workshops()
+        poster.fetch_list("workshops")
 
 
 def test_a_hanging_answer_times_out_and_is_retried(emulator, control, demo_account):
     settings = fast_settings(emulator.api_url, read_timeout=0.3)
     add_fault(control, emulator, method="menu.getWorkshops", kind="hang", seconds=5, times=1)
     with PosterClient(demo_account.token, settings=settings) as poster:
-        assert poster.get_workshops()
+        assert poster.fetch_list("workshops")
         assert poster.stats.retries == 1
 
 
@@ -197,7 +210,7 @@ def test_a_persistent_hang_is_a_timeout_error(emulator, control, demo_account):
         PosterClient(demo_account.token, settings=settings) as poster,
         pytest.raises(PosterTimeoutError) as caught,
     ):
-        poster.get_workshops()
+        poster.fetch_list("workshops")
     assert caught.value.retryable
 
 
@@ -213,7 +226,7 @@ def test_an_unreachable_api_is_a_connection_error():
         PosterClient("813932:" + "a" * 32, settings=settings) as poster,
         pytest.raises(PosterConnectionError) as caught,
     ):
-        poster.get_workshops()
+        poster.fetch_list("workshops")
     assert caught.value.retryable
     assert "813932" in str(caught.value)
 
@@ -223,7 +236,7 @@ def test_the_throttle_holds_the_configured_rate(emulator, demo_account):
     with PosterClient(demo_account.token, settings=settings) as poster:
         started = time.monotonic()
         for _ in range(11):
-            poster.get_storages()
+            poster.fetch_list("storages")
         elapsed = time.monotonic() - started
     # 11 calls at 20/s need at least 10 intervals of 50 ms; faster would break the rate.
     assert elapsed >= 0.5
@@ -250,7 +263,7 @@ def test_no_token_appears_in_any_log_line_or_error(emulator, control, demo_accou
             add_fault(control, emulator, method="menu.getWorkshops", **fault)
         with PosterClient(token, account="api-demo", settings=settings) as poster:
             try:
-                poster.get_workshops()
+                poster.fetch_list("workshops")
             except PosterError as exc:
                 errors.append(exc)
     assert len(errors) == len(scenarios)

@@ -164,7 +164,7 @@ def test_oauth_round_trip_gives_a_working_token(emulator):
     assert token.account_number == str(account.number)
     assert token.account == account.name
     with PosterClient(token.access_token, settings=fast_settings(emulator.api_url)) as poster:
-        assert poster.get_storages()
+        assert poster.fetch_list("storages")
 
 
 def test_a_code_is_single_use(emulator):

@@ -371,62 +371,6 @@ class PosterClient:
         except RecordError as exc:
             raise PosterProtocolError(str(exc), method=method, account=self.account) from None
 
-    # -- one method per entity ---------------------------------------------------------------
-
-    def get_suppliers(self) -> list[PosterRecord]:
-        return self.fetch_list("suppliers")
-
-    def get_ingredients(self) -> list[PosterRecord]:
-        return self.fetch_list("ingredients")
-
-    def get_ingredient(self, ingredient_id: int) -> PosterRecord:
-        return self.fetch_one("ingredients", ingredient_id)
-
-    def get_ingredient_categories(self) -> list[PosterRecord]:
-        return self.fetch_list("ingredient_categories")
-
-    def get_ingredient_category(self, category_id: int) -> PosterRecord:
-        return self.fetch_one("ingredient_categories", category_id)
-
-    def get_product_categories(self) -> list[PosterRecord]:
-        return self.fetch_list("product_categories")
-
-    def get_product_category(self, category_id: int) -> PosterRecord:
-        return self.fetch_one("product_categories", category_id)
-
-    def get_workshops(self) -> list[PosterRecord]:
-        return self.fetch_list("workshops")
-
-    def get_workshop(self, workshop_id: int) -> PosterRecord:
-        return self.fetch_one("workshops", workshop_id)
-
-    def get_storages(self) -> list[PosterRecord]:
-        return self.fetch_list("storages")
-
-    def get_storage(self, storage_id: int) -> PosterRecord:
-        return self.fetch_one("storages", storage_id)
-
-    def get_products(self) -> list[PosterRecord]:
-        return self.fetch_list("products")
-
-    def get_product(self, product_id: int) -> PosterRecord:
-        return self.fetch_one("products", product_id)
-
-    def get_spots(self) -> list[PosterRecord]:
-        return self.fetch_list("spots")
-
-    def get_storage_leftovers(self, storage_id: int) -> list[PosterRecord]:
-        """The stock of one storage, zero balances included."""
-        return self.fetch_list("stock", storage_id=storage_id)
-
-    def get_supplies(self, date_from: str, date_to: str) -> list[PosterRecord]:
-        """Supplies dated ``date_from``..``date_to`` (``Ymd``, both inclusive)."""
-        return self.fetch_list("supplies", dateFrom=date_from, dateTo=date_to)
-
-    def get_supply(self, supply_id: int) -> PosterRecord:
-        """One supply; its ``supply_sum`` typed in minor units like the list's."""
-        return self.fetch_one("supplies", supply_id)
-
 
 def _entity(entity_or_name: Entity | str) -> Entity:
     return entity(entity_or_name) if isinstance(entity_or_name, str) else entity_or_name

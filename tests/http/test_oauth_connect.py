@@ -192,7 +192,7 @@ def test_connect_round_trip(client: TestClient, engine: Engine, emulator: Runnin
     with PosterClient(
         token, account="second-cafe", settings=fast_settings(emulator.api_url)
     ) as poster:
-        assert poster.get_suppliers()  # the token works against Poster (the emulator)
+        assert poster.fetch_list("suppliers")  # the token works against Poster (the emulator)
 
 
 def test_a_connected_account_gets_the_new_token_and_is_reactivated(
