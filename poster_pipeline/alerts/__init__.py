@@ -21,8 +21,13 @@ from poster_pipeline.alerts.resource import AlertsResource
 from poster_pipeline.alerts.run_failure import FailedRun, RunAlertOutcome, notify_run_failure
 from poster_pipeline.alerts.silence import SilenceCursor, silence_threshold
 from poster_pipeline.alerts.silence_notify import SilenceOutcome, check_silence
-from poster_pipeline.alerts.state import AlertClaim, alerts_sent, claim_alert, release_alert
 from poster_pipeline.alerts.targets import AlertConfigError, parse_smtp_url, redact_url
+from poster_pipeline.warehouse.alerts_sent import (
+    AlertClaim,
+    alerts_sent,
+    claim_alert,
+    release_alert,
+)
 
 __all__ = [
     "RETRY_COMMAND",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from poster_pipeline.alerts.alert import Alert
 from poster_pipeline.alerts.notifiers import Delivery, Notifier, deliver
-from poster_pipeline.alerts.state import AlertClaim, claim_alert, release_alert
+from poster_pipeline.warehouse.alerts_sent import AlertClaim, claim_alert, release_alert
 
 __all__ = [
     "FAILED_SYNCS",

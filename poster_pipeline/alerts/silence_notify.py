@@ -26,13 +26,13 @@ from poster_pipeline.alerts.silence import (
     observe,
     silence_alert,
 )
-from poster_pipeline.warehouse.silence import (
+from poster_pipeline.warehouse.alerts_sent import (
     alerted_keys,
     claim_alerts,
     forget_alerts,
-    full_sync_states,
     release_alerts,
 )
+from poster_pipeline.warehouse.silence import full_sync_states
 
 __all__ = ["SilenceOutcome", "check_silence"]
 

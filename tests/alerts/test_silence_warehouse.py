@@ -9,17 +9,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from poster_pipeline.alerts.state import claim_alert
-from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
-from poster_pipeline.warehouse.silence import (
+from poster_pipeline.warehouse.alerts_sent import (
     BATCH,
     NEVER_SENT,
-    FullSyncState,
     alerted_keys,
+    claim_alert,
     claim_alerts,
     forget_alerts,
-    full_sync_states,
     release_alerts,
+)
+from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
+from poster_pipeline.warehouse.silence import (
+    FullSyncState,
+    full_sync_states,
 )
 from poster_pipeline.warehouse.status import record_failure, record_success
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from poster_pipeline.alerts.state import alerts_sent, claim_alert, release_alert
+from poster_pipeline.warehouse.alerts_sent import alerts_sent, claim_alert, release_alert
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -1,12 +1,12 @@
-"""Migration 0003 creates exactly the ``alerts_sent`` table that ``alerts.state`` declares."""
+"""Migration 0003 creates exactly the ``alerts_sent`` table that ``warehouse.schema`` declares."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from poster_pipeline.warehouse.schema import alerts_sent
 
-from poster_pipeline.alerts.state import alerts_sent
 from poster_pipeline.warehouse.migrate import VERSION_TABLE, downgrade, upgrade
 from poster_pipeline.warehouse.schema import metadata
 from tests.databases import reset
