@@ -38,7 +38,7 @@ def _secret(name: str, value: str | None) -> dg.EnvVar | None:
 
 defs = dg.Definitions(
     # Runs are small (one entity, or ten in a row): one process per run, not per step, saves
-    # a ~2 s process start per step and ~120 MB per concurrent step (dagster-notes.md §8).
+    # a ~2 s process start per step and ~120 MB per concurrent step (docs/dagster-notes.md §8).
     executor=dg.in_process_executor,
     assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),
     asset_checks=events_applied_checks(),

@@ -1,4 +1,4 @@
-"""Settings read from the environment: the fixed variable names of design.md, with defaults.
+"""Settings read from the environment: the fixed variable names of docs/design.md, with defaults.
 
 Only this module reads ``os.environ``; everything else receives values from here (or, inside
 Dagster, from resources configured with ``EnvVar``).

@@ -20,7 +20,7 @@ from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQu
 from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.queue import EventGroup, group_claimed, oldest_due
 
-# Dagster's sensor loop runs a sensor at most every ~5 s whatever is asked (dagster-notes.md
+# Dagster's sensor loop runs a sensor at most every ~5 s whatever is asked (docs/dagster-notes.md
 # §2); asking for 1 s gets that 5 s, asking for 5 s gets 5–10 s.
 INTERVAL_SECONDS = Settings.from_env().webhook_sensor_interval_s
 

@@ -69,7 +69,7 @@ def test_single_getters_agree_with_the_list_whatever_the_wire_types(client, spec
     listed = next(r for r in client.fetch_list(spec) if not r.is_deleted)
     single = client.fetch_one(spec, listed.id)
     assert single.id == listed.id
-    # Lists send strings and getters ints (poster-api.md §1.7); typed, they are the same.
+    # Lists send strings and getters ints (docs/poster-api.md §1.7); typed, they are the same.
     assert type(listed.raw[spec.key]) is str
     for name in spec.field_names:
         if name in listed.raw and name in single.raw:

@@ -1,6 +1,6 @@
 """Webhook parsing and the `verify` signature, checked against vectors built from the rule.
 
-The rule (poster-api.md §3.5): md5 of account;object;object_id;action;[data;]time;secret,
+The rule (docs/poster-api.md §3.5): md5 of account;object;object_id;action;[data;]time;secret,
 lowercase hex; `data` only when present, as the exact string received.
 """
 

@@ -5,7 +5,7 @@ parameter), which field is its key, how every kept field is typed, which webhook
 names concern it, and how a deletion shows. The client, the warehouse tables, the assets and
 the webhook routing all derive from these entries; adding an entity is one entry here.
 
-Sources are poster-api.md §2 (fields and deletion) and §3.4 (webhook objects).
+Sources are docs/poster-api.md §2 (fields and deletion) and §3.4 (webhook objects).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ ENTITIES: tuple[Entity, ...] = (
         key="supplier_id",
         delete_flag="delete",
         # Poster sends no supplier webhooks; `supplier` is accepted for compatibility with the
-        # seed project's `supplier.*` hooks (design.md, entity table).
+        # seed project's `supplier.*` hooks (docs/design.md, entity table).
         webhook_objects=("supplier",),
         fields=(
             Field("supplier_id", INT, "Poster id"),
@@ -260,7 +260,7 @@ ENTITIES: tuple[Entity, ...] = (
         list_method="access.getSpots",
         key="spot_id",
         # access.getSpots is the only method with the spot → storages mapping; spots.getSpot
-        # answers another shape (poster-api.md §2.9), so spots have no single getter here.
+        # answers another shape (docs/poster-api.md §2.9), so spots have no single getter here.
         webhook_objects=("spot",),
         fields=(
             Field("spot_id", INT, "Poster id"),
@@ -279,7 +279,7 @@ ENTITIES: tuple[Entity, ...] = (
         scope="storage_id",
         list_params=(("zero_leftovers", "true"),),
         # A `stock` hook's object_id is the element; data.storage_id names the storage whose
-        # list is re-fetched (poster-api.md §3.3).
+        # list is re-fetched (docs/poster-api.md §3.3).
         webhook_objects=("stock",),
         webhook_data_id="storage_id",
         fields=(

@@ -3,7 +3,7 @@
 Poster is inconsistent about types: list methods send ids, flags and numbers as strings
 ("supplier_id": "1", "delete": "0"), single getters send ints for the same fields
 ("category_id": 30), and a few list fields are JSON numbers ("ingredient_weight": 0)
-(poster-api.md §1.7). Each catalogue field names its type here and is coerced on the way in,
+(docs/poster-api.md §1.7). Each catalogue field names its type here and is coerced on the way in,
 so everything downstream sees one Python type per column.
 """
 

@@ -1,7 +1,7 @@
 """A faithful emulator of Poster's Web API, OAuth and webhooks, for tests and the demo.
 
 It serves every synced entity, stock and supplies included, with Poster's wire quirks
-(poster-api.md §1–§4) from deterministic seeded data, and adds a ``/control`` API to change
+(docs/poster-api.md §1–§4) from deterministic seeded data, and adds a ``/control`` API to change
 that data (sending the webhooks Poster would), switch faults on and count calls. See
 docs/emulator.md.
 """

@@ -51,7 +51,7 @@ DEFAULT_SIZES: Mapping[str, int] = MappingProxyType(
     }
 )
 
-# Poster re-sends an unanswered hook 15 times over two days (poster-api.md §3.6); the demo
+# Poster re-sends an unanswered hook 15 times over two days (docs/poster-api.md §3.6); the demo
 # compresses that into about 15 hours so a stuck receiver is noticed within a session.
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (
     1,
@@ -74,7 +74,7 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (
 DEFAULT_ACCOUNT_NAME = "api-demo"
 DEFAULT_ACCOUNT_NUMBER = 813932  # the account of Poster's own webhook example (§3.2)
 
-# A Poster account login is a subdomain (poster-api.md §4.2).
+# A Poster account login is a subdomain (docs/poster-api.md §4.2).
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -87,7 +87,7 @@ class EmulatorAccount:
     """One emulated Poster account.
 
     ``token`` has Poster's personal-integration form ``{number}:{32 lowercase hex}``
-    (poster-api.md §1.2); :meth:`derive` makes one that depends only on the seed and the name.
+    (docs/poster-api.md §1.2); :meth:`derive` makes one that depends only on the seed and the name.
     """
 
     name: str

@@ -227,7 +227,7 @@ class _Control:
             raise FieldError("object_id is required (an integer)")
         data = body.get("data")
         if data is not None and not isinstance(data, str):
-            # Poster sends `data` as a JSON-encoded string (poster-api.md §3.2).
+            # Poster sends `data` as a JSON-encoded string (docs/poster-api.md §3.2).
             data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         payload = webhook_payload(
             account,

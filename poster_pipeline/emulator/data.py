@@ -4,7 +4,7 @@ Every entity draws from its own ``random.Random`` seeded with (seed, account, en
 growing one entity's size never reshuffles another's rows; only the references into a
 resized entity move. The data carries the quirks a sync must survive: Cyrillic names,
 ingredient-category ids that collide with product-category ids (both count from 1,
-poster-api.md §2.0), soft-deleted suppliers, workshops, storages and ingredients listed with
+docs/poster-api.md §2.0), soft-deleted suppliers, workshops, storages and ingredients listed with
 ``delete`` 1, removed categories and products that are absent from their lists, hidden rows,
 negative stock (§1.7) and money in kopecks.
 """
@@ -101,7 +101,7 @@ PRODUCT_CATEGORY_NAMES: tuple[tuple[str, str | None], ...] = (
     ("Суши", "sushi"),
 )
 # (name, unit, goods): goods are the "system ingredients" (ingredients_type 2) behind products
-# sold as is (poster-api.md §2.2, §2.8 ingredient_id).
+# sold as is (docs/poster-api.md §2.2, §2.8 ingredient_id).
 INGREDIENT_NAMES: tuple[tuple[str, str, bool], ...] = (
     ("Молоко 3,2%", "l", False),
     ("Сливки 33%", "l", False),

@@ -1,7 +1,7 @@
 """The emulator's description of Poster's entities: fields, wire kinds, methods, deletion.
 
 This is deliberately independent of :mod:`poster_pipeline.catalogue`: the emulator plays
-Poster, so it states Poster's shapes from poster-api.md §2 on its own and the pipeline's
+Poster, so it states Poster's shapes from docs/poster-api.md §2 on its own and the pipeline's
 catalogue is tested against it rather than copied into it.
 
 Canonical values (what the control API shows and accepts) are plain JSON types: ints for
@@ -36,7 +36,7 @@ SPOT_IDS: tuple[int, ...] = (1, 2)
 
 
 class Kind(enum.Enum):
-    """How a canonical value travels (poster-api.md §1.7)."""
+    """How a canonical value travels (docs/poster-api.md §1.7)."""
 
     INT = "int"  # lists: "12"; single getters: 12
     QUANTITY = "quantity"  # lists: "443.45000" (5 decimals); single getters: 443.45
@@ -80,7 +80,7 @@ class Field:
     references: str | None = None
     lookup: Lookup | None = None
     #: Money the single getter sends in major units ("6698828.90") where the list sends
-    #: kopecks ("669882890"): storage.getSupply's supply_sum (poster-api.md §2.10).
+    #: kopecks ("669882890"): storage.getSupply's supply_sum (docs/poster-api.md §2.10).
     major_in_single: bool = False
 
     def new_default(self) -> Any:
@@ -98,7 +98,7 @@ class EntitySpec:
     unknown id instead of ``{"response": false}`` (the storage section's style).
     ``webhook_object`` is the hook ``object``; ``webhook_object_by_type`` overrides it by the
     record's ``type`` (products: ``product``, dishes: ``dish``). Suppliers have neither
-    (poster-api.md §3.4).
+    (docs/poster-api.md §3.4).
     """
 
     name: str

@@ -4,7 +4,7 @@ A fault matches a method (or ``*``) and optionally one account, applies to the n
 matching calls (or to all), then expires; ``after`` lets that many matching calls through
 first (so the third storage's stock call fails, not the first). The first matching fault, in
 the order they were added, is the one applied. The kinds cover what a sync must survive: slow
-and hung answers (the first call after idle takes 4–5 s, poster-api.md §1.1), 5xx and 429
+and hung answers (the first call after idle takes 4–5 s, docs/poster-api.md §1.1), 5xx and 429
 pages, the three shapes of error bodies at HTTP 200 (§1.4), ``{"response": false}`` (§1.3),
 and lists that come back empty or cut short (the case the warehouse's deletion guard exists
 for), and a list read at once but sent slowly (a sync whose data is older than the moment it
@@ -48,7 +48,7 @@ _PARAMS: Mapping[str, frozenset[str]] = {
     "stall": frozenset({"seconds"}),
 }
 
-# Texts of Poster's error codes (poster-api.md §1.5), used when a fault gives no message.
+# Texts of Poster's error codes (docs/poster-api.md §1.5), used when a fault gives no message.
 ERROR_MESSAGES: Mapping[int, str] = {
     10: "Access token is not given",
     11: "Bad access token",

@@ -1,4 +1,4 @@
-"""Poster's OAuth for applications (poster-api.md §4): authorize redirect and code exchange.
+"""Poster's OAuth for applications (docs/poster-api.md §4): authorize redirect and code exchange.
 
 There is no login page: ``GET /api/auth`` approves at once, for the account named by the
 emulator-only ``account`` parameter (default: the first account), and redirects to

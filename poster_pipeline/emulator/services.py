@@ -40,7 +40,7 @@ class Services:
 
     def announce(self, change: Change) -> Delivery | None:
         """Queue the webhook Poster sends for ``change``; None for entities without one
-        (suppliers, poster-api.md §3.4)."""
+        (suppliers, docs/poster-api.md §3.4)."""
         hook_object = change.spec.hook_object(change.record)
         if hook_object is None:
             return None

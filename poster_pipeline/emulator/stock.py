@@ -1,5 +1,5 @@
 """Stock (остатки): the balance of every ingredient on every storage, as
-``storage.getStorageLeftovers`` answers it (poster-api.md §2.7).
+``storage.getStorageLeftovers`` answers it (docs/poster-api.md §2.7).
 
 Stock is not an entity of its own in Poster: it is a figure per (storage, ingredient), so it
 is kept here as balances beside the entity stores, and its answer is built from them and the

@@ -1,7 +1,7 @@
 """The Poster Web API itself: ``GET /api/{method}?token=…`` for the synced entities.
 
 Order of checks, each answered the way Poster answers it: the call is counted; an unknown
-(or wrong-case) method gets HTTP 405 with error 30 (poster-api.md §1.1); a missing or unknown
+(or wrong-case) method gets HTTP 405 with error 30 (docs/poster-api.md §1.1); a missing or unknown
 token gets error 10 or 11 at HTTP 200 (§1.4); a fault switched on for the call applies; then
 the list or single getter answers. ``format`` is accepted and ignored: the answer is always
 JSON.
@@ -31,7 +31,7 @@ __all__ = ["WebApi", "json_response", "poster_error"]
 Record = dict[str, Any]
 
 _LEADING_INTEGER = re.compile(r"\s*([+-]?\d+)")
-# menu.getProducts?type= (poster-api.md §2.8): "products" are type 3, "batchtickets" dishes.
+# menu.getProducts?type= (docs/poster-api.md §2.8): "products" are type 3, "batchtickets" dishes.
 _PRODUCT_TYPES = {"products": 3, "batchtickets": 2}
 
 

@@ -1,7 +1,7 @@
 """Signed change webhooks, delivered the way Poster delivers them.
 
 A hook is a JSON POST of ``account, account_number, object, object_id, action, time,
-[data,] verify`` (poster-api.md §3.2) signed with the application secret (§3.5). Delivery is
+[data,] verify`` (docs/poster-api.md §3.2) signed with the application secret (§3.5). Delivery is
 one FIFO per account: the head is re-sent after each of ``retry_delays`` until a 2xx answer,
 and newer hooks of that account wait behind it, because Poster stops sending new hooks while
 old ones are unanswered (§3.6). After the last retry the hook is dropped (logged) and the

@@ -1,7 +1,7 @@
 """Canonical records → Poster's JSON, in its two styles.
 
 List methods send ids, flags and money as strings and quantities as 5-decimal strings
-("443.45000"); single getters send the same fields as JSON numbers (poster-api.md §1.7).
+("443.45000"); single getters send the same fields as JSON numbers (docs/poster-api.md §1.7).
 A few fields are JSON numbers in both (``ingredient_weight``, ``out``). Nested rows
 (``spots``, recipe ``ingredients``) follow the style of the answer they are in.
 

@@ -1,7 +1,7 @@
 """From request bytes to a Poster webhook: media types, JSON and form decoding, field checks.
 
 Every way a body can be wrong ends in :class:`RequestRejected` with the 4xx to answer
-(design.md: any parse or decoding error is a 4xx, never a 500): 415 for a media type we do not
+(docs/design.md: any parse or decoding error is a 4xx, never a 500): 415 for a media type we do not
 read, 400 for bytes that are not acceptable JSON or form data, 422 for a well-formed document
 that is not a Poster webhook. The checks also keep out what PostgreSQL would refuse to store
 (NUL characters, unpaired surrogates, NaN, integers beyond 64 bits), because a row that fails

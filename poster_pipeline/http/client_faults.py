@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: The whole body must arrive within this many seconds of the request's headers. A webhook is
 #: under 1 KiB, one round trip even on a poor link, so this is far more than an honest sender
-#: needs; senders that publish a timeout wait 5 to 30 s for the whole answer (reliability.md
+#: needs; senders that publish a timeout wait 5 to 30 s for the whole answer (docs/reliability.md
 #: §0). It also bounds how long a slow client can hold a request, and a graceful shutdown.
 BODY_TIMEOUT_SECONDS = 10.0
 

@@ -20,7 +20,7 @@ from poster_pipeline.warehouse.status import SyncState
 
 __all__ = ["ASSET_KEY_PREFIX", "Cell", "CellState", "Row", "build_rows", "dagster_link", "span"]
 
-#: The asset keys are ``poster/<entity>`` (design.md, "Fixed names").
+#: The asset keys are ``poster/<entity>`` (docs/design.md, "Fixed names").
 ASSET_KEY_PREFIX = "poster"
 CellState = Literal["ok", "stale", "never", "failed"]
 

@@ -1,6 +1,6 @@
 """What becomes of a verified webhook: queued for a sync, or recorded as ignored.
 
-Poster blocks newer hooks while an older one is unanswered (poster-api.md §3.6), so nothing
+Poster blocks newer hooks while an older one is unanswered (docs/poster-api.md §3.6), so nothing
 decided here is ever an error: a hook the pipeline cannot use is stored as ``ignored`` with a
 reason a person can read, and answered 200 like any other.
 """
@@ -15,9 +15,9 @@ from poster_pipeline.poster.webhooks import WebhookEvent, data_id
 
 __all__ = ["CHANGE_ACTIONS", "TEST_ACTION", "Classification", "classify"]
 
-#: The documented actions (poster-api.md §3.2); Poster also sends ``closed`` for transactions.
+#: The documented actions (docs/poster-api.md §3.2); Poster also sends ``closed`` for transactions.
 CHANGE_ACTIONS = frozenset({"added", "changed", "removed", "transformed"})
-#: Probably what the "Check" button of the application settings sends (poster-api.md §3.4).
+#: Probably what the "Check" button of the application settings sends (docs/poster-api.md §3.4).
 TEST_ACTION = "test"
 
 

@@ -3,7 +3,7 @@
 1. ``GET /api/poster/oauth/authorize`` stores a fresh, single-use state bound to a fresh
    browser key (both hashed, 10 minutes), puts the browser key in an ``HttpOnly``,
    ``SameSite=Lax`` cookie scoped to the OAuth paths, and redirects to Poster's authorize page
-   with the state (poster-api.md §4.1).
+   with the state (docs/poster-api.md §4.1).
 2. Poster redirects the browser to ``POSTER_REDIRECT_URI`` = ``GET /api/poster/oauth/callback
    ?code=…&account=…&state=…``; the callback spends the state, and goes on only if the
    browser's cookie holds the key the state was issued with. It trades the code for a token at

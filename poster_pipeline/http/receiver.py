@@ -11,8 +11,8 @@
 - 503 ``{"status":"unavailable"}`` with ``Retry-After`` when the warehouse is down, quickly.
 
 Poster retries an unanswered hook 15 times over two days and holds back newer hooks meanwhile
-(poster-api.md §3.6), so only what is certainly not a genuine hook is refused; business
-problems are recorded and answered 200 (design.md, "Webhook queue rules"). The Dagster sensor
+(docs/poster-api.md §3.6), so only what is certainly not a genuine hook is refused; business
+problems are recorded and answered 200 (docs/design.md, "Webhook queue rules"). The Dagster sensor
 drains the queue; nothing here calls Poster.
 
 The app that serves it with the other routes is assembled in :mod:`~poster_pipeline.http.app`.
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: The seed project's route; register this URL in the Poster application's settings.
 WEBHOOK_PATH = "/api/poster/webhooks"
-_ACCEPT = b'{"status":"accept"}'  # the official example's answer (poster-api.md §3.6)
+_ACCEPT = b'{"status":"accept"}'  # the official example's answer (docs/poster-api.md §3.6)
 
 
 def _loggable(value: object) -> str:

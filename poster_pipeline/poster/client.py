@@ -1,7 +1,7 @@
 """The Poster Web API client.
 
 Reads are ``GET {base_url}/{method}?token=...`` (the token must be a query parameter; Poster
-accepts no header, poster-api.md §1.2). Network errors, timeouts, 5xx and 429 are retried by
+accepts no header, docs/poster-api.md §1.2). Network errors, timeouts, 5xx and 429 are retried by
 urllib3's ``Retry`` with exponential backoff and jitter, up to ``max_retries``; errors Poster
 reports in the body are mapped to typed exceptions by :mod:`poster_pipeline.poster.errors` and
 never retried. Because the token travels in the URL, nothing the client raises or logs carries
@@ -78,7 +78,7 @@ class ClientSettings:
     """How the client talks to Poster; the defaults suit the real API.
 
     ``read_timeout`` is generous because Poster's first call after idle can take 4–5 s
-    (poster-api.md §1.1). ``backoff_factor`` and ``backoff_jitter`` feed urllib3's ``Retry``:
+    (docs/poster-api.md §1.1). ``backoff_factor`` and ``backoff_jitter`` feed urllib3's ``Retry``:
     the n-th retry waits about ``backoff_factor * 2**(n-1)`` seconds plus up to
     ``backoff_jitter``, capped by ``backoff_max``; a 429's ``Retry-After`` is respected.
     """

@@ -1,6 +1,6 @@
 """Typed errors of the Poster Web API, and the pure mapping from Poster's answers to them.
 
-Poster reports errors in several shapes, usually with HTTP 200 (poster-api.md §1.3–1.5):
+Poster reports errors in several shapes, usually with HTTP 200 (docs/poster-api.md §1.3–1.5):
 ``{"error": {"code": 11, "message": "..."}}``, a flat ``{"error": 42, "message": "..."}``,
 ``{"error": "text"}``, ``{"response": false}`` for a missing object, and sometimes a non-2xx
 status with or without a JSON body. Callers act on the type: :class:`PosterTransientError`

@@ -1,7 +1,7 @@
 """Re-fetching the objects a batch of webhooks named, at the fewest API calls, object by object.
 
 Poster's single getters cost one call per object; its list methods return everything in one
-call (not paginated, poster-api.md §2). A burst of events on one entity is therefore fetched
+call (not paginated, docs/poster-api.md §2). A burst of events on one entity is therefore fetched
 with the list once it would take more than ``single_fetch_limit`` single calls, and always for
 entities without a single getter (suppliers).
 

@@ -1,4 +1,4 @@
-"""Poster OAuth for applications (poster-api.md §4).
+"""Poster OAuth for applications (docs/poster-api.md §4).
 
 1. Send the user to :func:`authorize_url`; Poster asks them to approve the application.
 2. Poster redirects to ``redirect_uri?code=...&account=...`` (the ``state`` you passed comes
@@ -10,7 +10,7 @@
 The ``account`` of the callback's query is only a claim: anyone can edit a link. It is the
 account's own endpoint that vouches for it, since Poster redeems a code only at the endpoint
 of the account that approved it; and the answer's ``account_number`` must be the token's
-prefix (tokens are ``{account_number}:{32 hex}``, poster-api.md §1.2), or the answer is
+prefix (tokens are ``{account_number}:{32 hex}``, docs/poster-api.md §1.2), or the answer is
 refused as :class:`OAuthAnswerError`.
 """
 

@@ -1,6 +1,6 @@
 """Reading a list method's answer as a stream of objects.
 
-Poster answers a list method with the whole list in one body (not paginated, poster-api.md
+Poster answers a list method with the whole list in one body (not paginated, docs/poster-api.md
 §2): 45 MB of JSON for 100,000 ingredients. Parsed whole, the body, its text and every object
 are alive at once (~240 MB); read as a stream with ijson's C backend (as fast as ``json.loads``
 here), one object at a time is, so a sync into PostgreSQL, which stages each object as it

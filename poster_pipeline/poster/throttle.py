@@ -1,7 +1,7 @@
 """A per-token request throttle.
 
 Poster documents no rate limit, and practitioners keep under 5 requests/s per token
-(poster-api.md §1.6). Clients that share a token in one process share one
+(docs/poster-api.md §1.6). Clients that share a token in one process share one
 :class:`RequestThrottle`, so two assets syncing the same account in one process together stay
 under the rate.
 """

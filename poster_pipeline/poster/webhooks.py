@@ -1,7 +1,7 @@
 """Poster webhook payloads: parsing and the `verify` signature.
 
 Poster signs a webhook with ``md5(account;object;object_id;action;[data;]time;secret)`` where
-``secret`` is the application's ``application_secret`` (poster-api.md §3.5: the prose omits
+``secret`` is the application's ``application_secret`` (docs/poster-api.md §3.5: the prose omits
 ``time`` but the official example code, the PHP SDK and production receivers include it).
 ``data`` takes part only when the key is present and not null, and must be the exact string
 that arrived: re-serialising the JSON it contains would change the bytes and the digest.
@@ -102,8 +102,8 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookEvent:
 
     data = payload.get("data")
     if data is not None and not isinstance(data, str):
-        # Poster sends `data` as a JSON-encoded string (poster-api.md §3.2). A relay that decoded
-        # it cannot be verified byte for byte; the compact re-encoding is the best guess.
+        # Poster sends `data` as a JSON-encoded string (docs/poster-api.md §3.2). A relay that
+        # decoded it cannot be verified byte for byte; the compact re-encoding is the best guess.
         data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     account_number = payload.get("account_number")

@@ -76,7 +76,7 @@ class RetryPolicy:
 
 def dedup_key(event: WebhookEvent) -> str:
     """Identity of a delivery: Poster sends no event id, so the signed fields are the key
-    (a retry of the same hook keeps them, design.md §Webhook queue rules)."""
+    (a retry of the same hook keeps them, docs/design.md §Webhook queue rules)."""
     parts = [event.account, event.object, str(event.object_id), event.action, event.time]
     parts.append("" if event.data is None else event.data)
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()

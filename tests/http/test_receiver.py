@@ -1,9 +1,9 @@
 """The webhook receiver end to end over HTTP: every answer it gives, and what it stored.
 
-The contract (design.md "Webhook queue rules", reliability.md §1.5, §3.3): 200 only once the
-hook is committed, a duplicate stored once, business problems stored as ignored and answered
-200, a malformed request or bad signature refused with a 4xx and nothing stored, never a 500,
-and 503 quickly while the warehouse is down, recovering without a restart.
+The contract (docs/design.md "Webhook queue rules", docs/reliability.md §1.5, §3.3): 200 only
+once the hook is committed, a duplicate stored once, business problems stored as ignored and
+answered 200, a malformed request or bad signature refused with a 4xx and nothing stored, never
+a 500, and 503 quickly while the warehouse is down, recovering without a restart.
 """
 
 from __future__ import annotations

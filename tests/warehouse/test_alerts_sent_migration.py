@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from poster_pipeline.warehouse.schema import alerts_sent
 
 from poster_pipeline.warehouse.migrate import VERSION_TABLE, downgrade, upgrade
-from poster_pipeline.warehouse.schema import metadata
+from poster_pipeline.warehouse.schema import alerts_sent, metadata
 from tests.databases import reset
 
 
