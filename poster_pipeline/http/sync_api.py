@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,6 +53,7 @@ from poster_pipeline.warehouse.accounts import active_account_names
 from poster_pipeline.warehouse.status import SyncState, read_states
 from poster_pipeline.warehouse.sync_requests import (
     add_requests,
+    lock_decisions,
     prune_launched,
     request_history,
 )
@@ -74,9 +74,6 @@ ENTITY_NAMES = tuple(spec.name for spec in ENTITIES)
 REQUESTED_BY = "api"
 #: Launched requests are history after this; the next POST deletes them.
 KEEP_LAUNCHED = timedelta(days=30)
-# Serialises the decide-then-insert of POSTs across worker processes on PostgreSQL
-# (pg_advisory_xact_lock takes a 64-bit key; this one reads "poster:sync").
-_ADVISORY_LOCK = 0x706F737465723A73
 
 Handler = Callable[[], Awaitable[Response]]
 
@@ -287,8 +284,7 @@ class SyncApi:
         concurrent forced requests cannot both pass the rate limit.
         """
         with self._lock, engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_LOCK)))
+            lock_decisions(conn)
             now = self._clock()
             selection = parse_selection(
                 payload,

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from poster_pipeline.alerts.run_failure import FAILED_SYNCS
@@ -29,7 +28,7 @@ from poster_pipeline.orchestration.resources import (
     sync_services,
 )
 from poster_pipeline.sync import PartialSyncResult, drain
-from poster_pipeline.warehouse.schema import webhook_events
+from poster_pipeline.warehouse.queue import unapplied_events
 
 __all__ = [
     "DRAIN_OP",
@@ -190,28 +189,14 @@ def _events_applied_check(spec: Entity) -> dg.AssetChecksDefinition:
         "executing it reads the queue for every account.",
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        events = webhook_events.c
         with warehouse.engine().connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    events.account,
-                    sa.func.count().filter(events.status == "dead"),
-                    sa.func.count().filter(events.status == "pending"),
-                )
-                .where(
-                    events.entity == spec.name,
-                    (events.status == "dead")
-                    | ((events.status == "pending") & events.last_error.is_not(None)),
-                )
-                .group_by(events.account)
-                .order_by(events.account)
-            ).all()
+            rows = unapplied_events(conn, spec.name)
         return dg.AssetCheckResult(
             passed=not rows,
             metadata={
-                "events_dead": sum(r[1] for r in rows),
-                "events_retrying": sum(r[2] for r in rows),
-                "accounts": ", ".join(r[0] for r in rows[:LISTED_IDS]),
+                "events_dead": sum(r.dead for r in rows),
+                "events_retrying": sum(r.retrying for r in rows),
+                "accounts": ", ".join(r.account for r in rows[:LISTED_IDS]),
             },
         )
 

@@ -42,6 +42,7 @@ __all__ = [
     "Enqueued",
     "EventGroup",
     "RetryPolicy",
+    "Unapplied",
     "claim_due",
     "claimed_events",
     "dead_events",
@@ -56,6 +57,7 @@ __all__ = [
     "retry_dead",
     "settle_done",
     "store_webhook",
+    "unapplied_events",
     "unclaim",
 ]
 
@@ -611,6 +613,35 @@ def dead_events(
     else:
         rows = iter(conn.execute(query.order_by(e.updated_at, e.id)).all())
     return [DeadEvent(**{**row._asdict(), "updated_at": as_utc(row.updated_at)}) for row in rows]
+
+
+@dataclass(frozen=True)
+class Unapplied:
+    """An account's events of one entity that were not applied: ``dead`` ones and ones
+    ``retrying`` (pending again after a failure)."""
+
+    account: str
+    dead: int
+    retrying: int
+
+
+def unapplied_events(conn: Connection, entity: str) -> list[Unapplied]:
+    """The accounts with events of ``entity`` not applied, by account name."""
+    e = events.c
+    query = (
+        sa.select(
+            e.account,
+            sa.func.count().filter(e.status == "dead"),
+            sa.func.count().filter(e.status == "pending"),
+        )
+        .where(
+            e.entity == entity,
+            (e.status == "dead") | ((e.status == "pending") & e.last_error.is_not(None)),
+        )
+        .group_by(e.account)
+        .order_by(e.account)
+    )
+    return [Unapplied(*row) for row in conn.execute(query)]
 
 
 def retry_dead(engine: Engine, *, now: datetime, ids: Iterable[int] | None = None) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "RequestHistory",
     "SyncRequest",
     "add_requests",
+    "lock_decisions",
     "mark_launched",
     "pending_requests",
     "prune_launched",
@@ -175,3 +176,15 @@ def mark_launched(engine: Engine, run_keys: Mapping[int, str | None], *, now: da
             statement, [{"request_id": id_, "key": key} for id_, key in run_keys.items()]
         )
     return result.rowcount
+
+
+#: The key of the advisory lock that serialises decisions on new requests (PostgreSQL's
+#: pg_advisory_xact_lock takes a 64-bit key; this one reads "poster:sync").
+_DECISION_LOCK = 0x706F737465723A73
+
+
+def lock_decisions(conn: Connection) -> None:
+    """Hold, until ``conn``'s transaction ends, the lock that makes "decide from the stored
+    requests, then insert" atomic across processes (PostgreSQL; SQLite serialises writers)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DECISION_LOCK)))
