@@ -20,6 +20,7 @@ from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key
 from poster_pipeline.orchestration.dagster_tags import RUN_KEY_TAG
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource
+from poster_pipeline.warehouse.status import SyncKind
 from poster_pipeline.warehouse.sync_requests import SyncRequest, mark_launched, pending_requests
 
 #: Requests read per tick; more wait for the next tick, a few seconds later.
@@ -55,7 +56,7 @@ def full_sync_request(group: Sequence[SyncRequest]) -> dg.RunRequest:
         run_key=run_key(first),
         partition_key=first.account,
         asset_selection=[entity_asset_key(entity(first.entity))],
-        tags={SYNC_TAG: "full", REQUESTED_BY_TAG: first.requested_by},
+        tags={SYNC_TAG: SyncKind.FULL.value, REQUESTED_BY_TAG: first.requested_by},
     )
 
 

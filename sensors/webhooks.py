@@ -19,6 +19,7 @@ from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitio
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
 from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.queue import EventGroup, group_claimed, oldest_due
+from poster_pipeline.warehouse.status import SyncKind
 
 # Dagster's sensor loop runs a sensor at most every ~5 s whatever is asked (docs/dagster-notes.md
 # §2); asking for 1 s gets that 5 s, asking for 5 s gets 5–10 s.
@@ -32,7 +33,7 @@ def drain_request(claim_id: str, groups: list[EventGroup]) -> dg.RunRequest:
         job_name=webhook_drain_job.name,
         run_config=dg.RunConfig(ops={DRAIN_OP: DrainConfig(claim_id=claim_id)}),
         tags={
-            SYNC_TAG: "partial",
+            SYNC_TAG: SyncKind.PARTIAL.value,
             # Dequeued before full syncs: webhook latency should not wait behind a nightly run.
             PRIORITY_TAG: "10",
             "poster/events": str(sum(len(g.events) for g in groups)),

@@ -34,6 +34,7 @@ from poster_pipeline.sync import SyncFailed, run_full_sync
 from poster_pipeline.sync.procedure import PREVIEW_ROWS
 from poster_pipeline.warehouse.load import SyncReport
 from poster_pipeline.warehouse.schema import entity_table
+from poster_pipeline.warehouse.status import SyncKind
 
 __all__ = [
     "SYNC_TAG",
@@ -44,7 +45,7 @@ __all__ = [
     "sync_metadata",
 ]
 
-SYNC_TAG = "poster/sync"  # run tag: "full" or "partial"
+SYNC_TAG = "poster/sync"  # run tag: a SyncKind, "full" or "partial"
 UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -108,7 +109,7 @@ def _preview(spec: Entity, records: Sequence[PosterRecord]) -> str:
 def sync_metadata(spec: Entity, report: SyncReport, calls: int, retries: int) -> dict[str, Any]:
     """The metadata of a sync's materialization, full or partial."""
     return {
-        "sync": report.kind,
+        "sync": report.kind.value,
         "account": report.account,
         "table": spec.table,
         "rows_fetched": report.fetched,
@@ -160,9 +161,9 @@ def _full_sync(
             description=f"since applies to entities Poster lists by date (supplies), not to "
             f"{spec.name}; nothing was synced"
         )
-    if context.run.tags.get(SYNC_TAG) != "full":
+    if context.run.tags.get(SYNC_TAG) != SyncKind.FULL:
         # Runs from the UI's Materialize button come without tags: say what this run is.
-        context.instance.add_run_tags(context.run.run_id, {SYNC_TAG: "full"})
+        context.instance.add_run_tags(context.run.run_id, {SYNC_TAG: SyncKind.FULL.value})
     try:
         result = run_full_sync(
             sync_services(poster_api, warehouse),

@@ -29,6 +29,7 @@ from poster_pipeline.orchestration.resources import (
 )
 from poster_pipeline.sync import PartialSyncResult, drain
 from poster_pipeline.warehouse.queue import unapplied_events
+from poster_pipeline.warehouse.status import SyncKind
 
 __all__ = [
     "DRAIN_OP",
@@ -66,11 +67,11 @@ def _materialization(spec: Entity, result: PartialSyncResult) -> dg.AssetMateria
             "objects_requested": len(result.object_ids),
             "objects_missing": len(result.missing),
             "objects_failed": len(result.failed),
-            "fetch_strategy": result.strategy or "",
+            "fetch_strategy": result.strategy.value if result.strategy else "",
             "events_settled": result.settled,
             "duration_s": round(result.duration_s, 3),
         },
-        tags={SYNC_TAG: "partial"},
+        tags={SYNC_TAG: SyncKind.PARTIAL.value},
     )
 
 
@@ -172,7 +173,7 @@ def drain_webhooks(
 
 @dg.job(
     name="webhook_drain",
-    tags={SYNC_TAG: "partial"},
+    tags={SYNC_TAG: SyncKind.PARTIAL.value},
     description="Partial syncs from webhooks: every (account, entity) group of one claim of "
     "the webhook_events queue, in one run. Launched by the webhook_queue sensor.",
 )

@@ -28,6 +28,7 @@ from poster_pipeline.orchestration.nightly import due_nightly
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import WarehouseResource
 from poster_pipeline.time_zones import time_zone
+from poster_pipeline.warehouse.status import SyncKind
 
 __all__ = ["NIGHTLY_CRON", "NIGHTLY_LOOKBACK", "NIGHTLY_TICK", "nightly_full_sync_schedule"]
 
@@ -87,7 +88,7 @@ def nightly_full_sync_schedule(timezone: str = "UTC") -> dg.ScheduleDefinition:
                 run_key=f"nightly:{d.account}:{d.local_date.isoformat()}",
                 partition_key=d.account,
                 tags={
-                    SYNC_TAG: "full",
+                    SYNC_TAG: SyncKind.FULL.value,
                     LOCAL_DATE_TAG: d.local_date.isoformat(),
                     TIME_ZONE_TAG: d.time_zone,
                 },

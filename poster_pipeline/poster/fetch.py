@@ -27,13 +27,23 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError, PosterNotFoundError, PosterProtocolError
 from poster_pipeline.poster.records import PosterRecord
 
-__all__ = ["Fetched", "count_still_in_poster", "fetch_objects", "uses_list"]
+__all__ = ["FetchStrategy", "Fetched", "count_still_in_poster", "fetch_objects", "uses_list"]
+
+
+class FetchStrategy(StrEnum):
+    """How a partial sync fetched the named objects: one by one through the single getter,
+    with the list method, or one list call per named scope (stock: per storage)."""
+
+    SINGLE = "single"
+    LIST = "list"
+    SCOPE = "scope"
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class Fetched:
 
     records: list[PosterRecord]
     missing: frozenset[int]  # gone, confirmed
-    strategy: str  # "single", "list" or "scope" (stock: one list call per named storage)
+    strategy: FetchStrategy
     failed: dict[int, str] = field(default_factory=dict)  # object id → why
 
 
@@ -75,7 +85,7 @@ def fetch_objects(
         absent = wanted - {r.id for r in records}
         if spec.single_method is None:
             # The list is the only evidence Poster offers for these entities.
-            return Fetched(records, frozenset(absent), "list")
+            return Fetched(records, frozenset(absent), FetchStrategy.LIST)
         # Confirm what the list left out, unless its events said removed; a list missing many
         # named objects is suspect (cut short), so those wait for a later attempt.
         to_confirm = sorted(absent - removed)
@@ -87,14 +97,14 @@ def fetch_objects(
         else:
             got, gone, failed = _one_by_one(client, spec, to_confirm)
             confirmed, missing = got, missing | gone
-        return Fetched(records + confirmed, frozenset(missing), "list", failed)
+        return Fetched(records + confirmed, frozenset(missing), FetchStrategy.LIST, failed)
     first, not_found, failed = _one_by_one(client, spec, sorted(wanted))
     # A second answer for a not-found whose events did not say removed.
     second, gone, failed_again = _one_by_one(client, spec, sorted(not_found - removed))
     return Fetched(
         first + second,
         frozenset((not_found & removed) | gone),
-        "single",
+        FetchStrategy.SINGLE,
         {**failed, **failed_again},
     )
 
@@ -138,7 +148,7 @@ def _by_scope(client: PosterClient, spec: Entity, scope_ids: Iterable[int]) -> F
             failed[scope_id] = f"the {spec.list_method} list of {spec.scope} {scope_id} was empty"
             continue
         records += listed
-    return Fetched(records, frozenset(), "scope", failed)
+    return Fetched(records, frozenset(), FetchStrategy.SCOPE, failed)
 
 
 def _one_by_one(

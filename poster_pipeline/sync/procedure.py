@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from poster_pipeline.catalogue import Entity, entity
 from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError
-from poster_pipeline.poster.fetch import count_still_in_poster, fetch_objects
+from poster_pipeline.poster.fetch import FetchStrategy, count_still_in_poster, fetch_objects
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.sync.listing import full_listing
 from poster_pipeline.warehouse.accounts import AccountError
@@ -138,18 +138,20 @@ def run_full_sync(
                     ),
                 )
     except MassDeleteRefused as refused:
-        _record_failure(services.engine, spec.name, account, str(refused), now, "full", run_id)
+        _record_failure(
+            services.engine, spec.name, account, str(refused), now, SyncKind.FULL, run_id
+        )
         raise SyncFailed(str(refused), refused=refused) from None
     except EXPECTED_FAILURES as exc:
         message = f"{spec.name} sync of account {account} failed: {exc}"
-        _record_failure(services.engine, spec.name, account, message, now, "full", run_id)
+        _record_failure(services.engine, spec.name, account, message, now, SyncKind.FULL, run_id)
         raise SyncFailed(message) from None
     except Exception as exc:
         # Unexpected (a bad POSTER_TOKEN_KEY, a bug): recorded by type only, since its text is
         # not known to be free of secrets, so smart sync backs off instead of retrying every
         # minute; the caller shows the traceback.
         message = f"unexpected {type(exc).__name__}"
-        _record_failure(services.engine, spec.name, account, message, now, "full", run_id)
+        _record_failure(services.engine, spec.name, account, message, now, SyncKind.FULL, run_id)
         raise
     return FullSyncResult(
         report, client.stats.total, client.stats.retries, first, time.perf_counter() - started
@@ -179,7 +181,7 @@ class PartialSyncResult:
     entity: str
     object_ids: tuple[int, ...]
     report: SyncReport | None = None
-    strategy: str | None = None
+    strategy: FetchStrategy | None = None
     missing: tuple[int, ...] = ()
     failed: dict[int, str] = field(default_factory=dict)
     error: str | None = None
@@ -288,7 +290,9 @@ def run_partial_sync(
     except EXPECTED_FAILURES as exc:  # the warehouse is down: the lease expiry retries them
         log.warning(f"could not release the events of the failed objects: {exc}")
         retried = dead = 0
-    _record_failure(services.engine, spec.name, account, result.problem, now, "partial", run_id)
+    _record_failure(
+        services.engine, spec.name, account, result.problem, now, SyncKind.PARTIAL, run_id
+    )
     return replace(result, retried=retried, dead=dead)
 
 
@@ -313,7 +317,9 @@ def _group_failed(
     """The whole group failed (its list call, the token, the warehouse): every event is
     retried or dead, and the failure recorded."""
     message = f"partial sync of {group.entity} for account {group.account} failed: {error}"
-    _record_failure(services.engine, group.entity, group.account, message, now, "partial", run_id)
+    _record_failure(
+        services.engine, group.entity, group.account, message, now, SyncKind.PARTIAL, run_id
+    )
     try:
         retried, dead = claim.fail(group.event_ids, error=message, now=datetime.now(UTC))
     except EXPECTED_FAILURES as exc:  # the warehouse is down: the lease expiry retries them

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.warehouse.engine import as_utc
 from poster_pipeline.warehouse.queue import DeadEvent, dead_events, queue_counts
-from poster_pipeline.warehouse.schema import accounts, sync_status, webhook_events
+from poster_pipeline.warehouse.schema import EventStatus, accounts, sync_status, webhook_events
 
 __all__ = [
     "STATE_FILTERS",
@@ -38,7 +38,7 @@ __all__ = [
 StateFilter = Literal["all", "failing", "stale"]
 STATE_FILTERS: tuple[StateFilter, ...] = ("all", "failing", "stale")
 #: The queue statuses counted per (account, entity) on the grid: the events still to do.
-CELL_STATUSES = ("pending", "claimed", "dead")
+CELL_STATUSES = (EventStatus.PENDING, EventStatus.CLAIMED, EventStatus.DEAD)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _overview(
 ) -> QueueOverview:
     e = webhook_events.c
     oldest = conn.execute(
-        sa.select(sa.func.min(e.received_at)).where(e.status == "pending")
+        sa.select(sa.func.min(e.received_at)).where(e.status == EventStatus.PENDING)
     ).scalar_one_or_none()
     cells: dict[tuple[str, str], dict[str, int]] = {}
     if names:

@@ -77,7 +77,7 @@ class SyncReport:
     active_total: int
     rows_total: int
     guard_overridden: bool
-    kind: str = "full"  # or "partial"
+    kind: SyncKind = SyncKind.FULL
     settled_events: int = 0
 
     @property
@@ -433,7 +433,7 @@ def _apply(
     }
     if window is not None:
         params["window_from"], params["window_to"] = window
-    kind = kind or ("full" if missing is None else "partial")
+    kind = kind or (SyncKind.FULL if missing is None else SyncKind.PARTIAL)
     with _connected(bind) as conn:
         # Before the transaction: the request behind a stream is made (and retried) first.
         numbered = tally.number(_started(conn, records))
@@ -558,7 +558,7 @@ def partial_sync(
         records,
         missing=None if scopes is not None else missing,
         scopes=scopes,
-        kind="partial",
+        kind=SyncKind.PARTIAL,
         now=now,
         guard=None,
         allow_mass_delete=False,

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from poster_pipeline.catalogue import ENTITIES, entity
 from poster_pipeline.poster.webhooks import WebhookEvent, data_id
 from poster_pipeline.warehouse.engine import as_utc
+from poster_pipeline.warehouse.schema import EventStatus
 from poster_pipeline.warehouse.schema import webhook_events as events
 
 __all__ = [
@@ -100,7 +101,7 @@ def _enqueue_statement(dialect: str) -> Any:
     # resolution, so a second real change in the same second looks like a duplicate, and a
     # harmless re-fetch beats a change missed until the next full sync.
     refetch = {
-        "status": "pending",
+        "status": EventStatus.PENDING,
         "claim_id": None,
         "claimed_until": None,
         "attempts": 0,
@@ -111,7 +112,7 @@ def _enqueue_statement(dialect: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=[events.c.dedup_key],
         set_=refetch,
-        where=events.c.status.in_(["done", "claimed"]),
+        where=events.c.status.in_([EventStatus.DONE, EventStatus.CLAIMED]),
     ).returning(events.c.id)
 
 
@@ -184,7 +185,7 @@ def _row(
         "action": event.action,
         "event_time": int(event.time),
         "entity": entity,
-        "status": "ignored" if ignore_reason else "pending",
+        "status": EventStatus.IGNORED if ignore_reason else EventStatus.PENDING,
         "ignore_reason": ignore_reason,
         "attempts": 0,
         "next_attempt_at": now,
@@ -294,13 +295,13 @@ def claim_due(
     live claim are skipped. On PostgreSQL, rows another claimer holds are skipped
     (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers anyway.
     """
-    expired = (events.c.status == "claimed") & (events.c.claimed_until < now)
+    expired = (events.c.status == EventStatus.CLAIMED) & (events.c.claimed_until < now)
     with engine.begin() as conn:
         conn.execute(
             sa.update(events)
             .where(expired, events.c.attempts >= policy.max_attempts)
             .values(
-                status="dead",
+                status=EventStatus.DEAD,
                 last_error=f"claim expired after attempt {policy.max_attempts} (run lost)",
                 claim_id=None,
                 claimed_until=None,
@@ -309,14 +310,17 @@ def claim_due(
         )
         live = events.alias("live")
         busy = sa.exists().where(
-            live.c.status == "claimed",
+            live.c.status == EventStatus.CLAIMED,
             live.c.claimed_until >= now,
             live.c.account == events.c.account,
             live.c.entity == events.c.entity,
         )
         candidates = (
             sa.select(events.c.id)
-            .where(((events.c.status == "pending") & (events.c.next_attempt_at <= now)) | expired)
+            .where(
+                ((events.c.status == EventStatus.PENDING) & (events.c.next_attempt_at <= now))
+                | expired
+            )
             .where(events.c.entity.in_([spec.name for spec in ENTITIES]), ~busy)
             .order_by(events.c.id)
             .limit(limit)
@@ -330,7 +334,7 @@ def claim_due(
             sa.update(events)
             .where(events.c.id.in_(ids))
             .values(
-                status="claimed",
+                status=EventStatus.CLAIMED,
                 claim_id=claim_id,
                 claimed_until=now + lease,
                 attempts=events.c.attempts + 1,
@@ -396,11 +400,11 @@ def settle_done(
         sa.update(events)
         .where(
             events.c.id.in_(event_ids),
-            events.c.status == "claimed",
+            events.c.status == EventStatus.CLAIMED,
             events.c.claim_id == claim_id,
         )
         .values(
-            status="done",
+            status=EventStatus.DONE,
             settled_by_run=run_id,
             claimed_until=None,
             last_error=None,
@@ -415,7 +419,7 @@ def renew_claim(engine: Engine, claim_id: str, *, now: datetime, lease: timedelt
     with engine.begin() as conn:
         return conn.execute(
             sa.update(events)
-            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
+            .where(events.c.claim_id == claim_id, events.c.status == EventStatus.CLAIMED)
             .values(claimed_until=now + lease, updated_at=now)
         ).rowcount
 
@@ -431,13 +435,15 @@ def unclaim(
     """Give back a claim's events (all, or ``event_ids``) that no sync tried: the sensor tick
     failed after claiming, or another sync of the pair held its lock. Pending again after
     ``delay``, the attempt not counted."""
-    query = sa.update(events).where(events.c.claim_id == claim_id, events.c.status == "claimed")
+    query = sa.update(events).where(
+        events.c.claim_id == claim_id, events.c.status == EventStatus.CLAIMED
+    )
     if event_ids is not None:
         query = query.where(events.c.id.in_(list(event_ids)))
     with engine.begin() as conn:
         return conn.execute(
             query.values(
-                status="pending",
+                status=EventStatus.PENDING,
                 claim_id=None,
                 claimed_until=None,
                 attempts=events.c.attempts - 1,
@@ -463,7 +469,7 @@ def release_failed(
         held = conn.execute(
             sa.select(events.c.id, events.c.attempts).where(
                 events.c.id.in_(list(event_ids)),
-                events.c.status == "claimed",
+                events.c.status == EventStatus.CLAIMED,
                 events.c.claim_id == claim_id,
             )
         ).all()
@@ -475,10 +481,10 @@ def release_failed(
                 "updated_at": now,
             }
             if attempts >= policy.max_attempts:
-                values["status"] = "dead"
+                values["status"] = EventStatus.DEAD
                 dead += 1
             else:
-                values["status"] = "pending"
+                values["status"] = EventStatus.PENDING
                 values["next_attempt_at"] = now + policy.delay(attempts)
                 retried += 1
             conn.execute(sa.update(events).where(events.c.id == event_id).values(**values))
@@ -490,7 +496,7 @@ def claimed_events(engine: Engine, claim_id: str) -> list[ClaimedEvent]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(*(events.c[f] for f in _CLAIMED_FIELDS))
-            .where(events.c.claim_id == claim_id, events.c.status == "claimed")
+            .where(events.c.claim_id == claim_id, events.c.status == EventStatus.CLAIMED)
             .order_by(events.c.id)
         ).all()
     return [ClaimedEvent(**row._asdict()) for row in rows]
@@ -556,7 +562,7 @@ def oldest_due(engine: Engine, *, now: datetime) -> datetime | None:
     with engine.connect() as conn:
         return conn.execute(
             sa.select(sa.func.min(events.c.next_attempt_at)).where(
-                events.c.status == "pending", events.c.next_attempt_at <= now
+                events.c.status == EventStatus.PENDING, events.c.next_attempt_at <= now
             )
         ).scalar_one_or_none()
 
@@ -567,7 +573,7 @@ def queue_counts(engine: Engine) -> dict[str, int]:
         rows = conn.execute(
             sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
         ).all()
-    counts = dict.fromkeys(("pending", "claimed", "done", "ignored", "dead"), 0)
+    counts = dict.fromkeys(map(str, EventStatus), 0)
     counts.update({status: count for status, count in rows})
     return counts
 
@@ -604,7 +610,7 @@ def dead_events(
         e.attempts,
         e.last_error,
         e.updated_at,
-    ).where(e.status == "dead")
+    ).where(e.status == EventStatus.DEAD)
     if died_after is not None:
         query = query.where(e.updated_at > died_after)
     if newest is not None:
@@ -631,12 +637,13 @@ def unapplied_events(conn: Connection, entity: str) -> list[Unapplied]:
     query = (
         sa.select(
             e.account,
-            sa.func.count().filter(e.status == "dead"),
-            sa.func.count().filter(e.status == "pending"),
+            sa.func.count().filter(e.status == EventStatus.DEAD),
+            sa.func.count().filter(e.status == EventStatus.PENDING),
         )
         .where(
             e.entity == entity,
-            (e.status == "dead") | ((e.status == "pending") & e.last_error.is_not(None)),
+            (e.status == EventStatus.DEAD)
+            | ((e.status == EventStatus.PENDING) & e.last_error.is_not(None)),
         )
         .group_by(e.account)
         .order_by(e.account)
@@ -646,12 +653,14 @@ def unapplied_events(conn: Connection, entity: str) -> list[Unapplied]:
 
 def retry_dead(engine: Engine, *, now: datetime, ids: Iterable[int] | None = None) -> int:
     """Give dead events a fresh set of attempts; returns how many."""
-    query = sa.update(events).where(events.c.status == "dead")
+    query = sa.update(events).where(events.c.status == EventStatus.DEAD)
     if ids is not None:
         query = query.where(events.c.id.in_(list(ids)))
     with engine.begin() as conn:
         return conn.execute(
-            query.values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+            query.values(
+                status=EventStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now
+            )
         ).rowcount
 
 
@@ -661,6 +670,7 @@ def purge(engine: Engine, *, older_than: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(
             sa.delete(events).where(
-                events.c.status.in_(["done", "ignored"]), events.c.received_at < older_than
+                events.c.status.in_([EventStatus.DONE, EventStatus.IGNORED]),
+                events.c.received_at < older_than,
             )
         ).rowcount

@@ -19,6 +19,7 @@ the migrated schema equals this module's metadata, so a catalogue change needs a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -29,6 +30,8 @@ __all__ = [
     "BOOKKEEPING_COLUMNS",
     "EVENT_STATUSES",
     "REQUEST_STATUSES",
+    "EventStatus",
+    "RequestStatus",
     "accounts",
     "alerts_sent",
     "entity_table",
@@ -160,7 +163,19 @@ accounts = sa.Table(
     comment="Connected Poster accounts; each active one is a Dagster partition.",
 )
 
-EVENT_STATUSES = ("pending", "claimed", "done", "ignored", "dead")
+
+class EventStatus(StrEnum):
+    """Where a webhook event is: pending → claimed → done, back to pending after a failure,
+    dead after its last attempt; ignored when there is nothing to sync (stored with a reason)."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    IGNORED = "ignored"
+    DEAD = "dead"
+
+
+EVENT_STATUSES = tuple(EventStatus)
 
 webhook_events = sa.Table(
     "webhook_events",
@@ -227,7 +242,15 @@ alerts_sent = sa.Table(
     comment="Alert de-duplication: at most one alert per key and window.",
 )
 
-REQUEST_STATUSES = ("pending", "launched")
+
+class RequestStatus(StrEnum):
+    """A sync request is pending until the sensor has seen its run launched."""
+
+    PENDING = "pending"
+    LAUNCHED = "launched"
+
+
+REQUEST_STATUSES = tuple(RequestStatus)
 
 sync_requests = sa.Table(
     "sync_requests",

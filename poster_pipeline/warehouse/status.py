@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,8 +45,18 @@ __all__ = [
     "record_success",
 ]
 
-SyncKind = Literal["full", "partial"]
-KINDS: tuple[SyncKind, ...] = ("full", "partial")
+
+class SyncKind(StrEnum):
+    """A full sync re-reads a whole table; a partial sync re-fetches the objects webhooks named.
+
+    Dagster's serializer refuses enums it does not know: run tags and metadata take ``.value``.
+    """
+
+    FULL = "full"
+    PARTIAL = "partial"
+
+
+KINDS: tuple[SyncKind, ...] = tuple(SyncKind)
 MAX_ERROR_CHARS = 2000
 
 
@@ -121,8 +132,8 @@ def read_states(
             last_partial_sync_at=as_utc(row.last_partial_sync_at),
             last_full_attempt_at=as_utc(row.last_full_attempt_at),
             attempted=True,
-            full_error=errors["full"],
-            partial_error=errors["partial"],
+            full_error=errors[SyncKind.FULL],
+            partial_error=errors[SyncKind.PARTIAL],
             rows_active=row.rows_active,
         )
     return states
@@ -133,7 +144,7 @@ def _error_columns(kind: SyncKind) -> tuple[str, str]:
 
 
 def _other(kind: SyncKind) -> SyncKind:
-    return "partial" if kind == "full" else "full"
+    return SyncKind.PARTIAL if kind == SyncKind.FULL else SyncKind.FULL
 
 
 def _upsert(
@@ -177,20 +188,20 @@ def record_success(
 ) -> None:
     """Note a successful ``kind`` sync; call it inside the load's transaction, so the status
     commits with the rows. Clears the errors the success disproves (see the module)."""
-    cleared = KINDS if kind == "full" else ("partial",)
+    cleared = KINDS if kind == SyncKind.FULL else (SyncKind.PARTIAL,)
     values: dict[str, Any] = {
         f"last_{kind}_sync_at": now,
         "last_attempt_at": now,
         # A partial sync proves nothing about the whole table: it does not count as a full
         # attempt, which smart sync's back-off is measured from.
-        **({"last_full_attempt_at": now} if kind == "full" else {}),
+        **({"last_full_attempt_at": now} if kind == SyncKind.FULL else {}),
         **{column: None for k in cleared for column in _error_columns(k)},
         "rows_active": active,
         "rows_total": total,
         "last_run_id": run_id,
     }
     later: dict[str, Any] = {"last_success": True, "last_error": None}
-    if kind == "partial":  # the full error, if any, still stands
+    if kind == SyncKind.PARTIAL:  # the full error, if any, still stands
         full_error = sync_status.c.last_full_error
         later = {"last_success": full_error.is_(None), "last_error": full_error}
     _upsert(
@@ -211,7 +222,7 @@ def record_failure(
     error: str,
     *,
     now: datetime,
-    kind: SyncKind = "full",
+    kind: SyncKind = SyncKind.FULL,
     run_id: str | None = None,
 ) -> None:
     """Note a failed ``kind`` sync that started at ``now`` (the entity's rows are untouched).
@@ -223,7 +234,7 @@ def record_failure(
     other_message, other_at = _error_columns(_other(kind))
     values: dict[str, Any] = {
         "last_attempt_at": now,
-        **({"last_full_attempt_at": now} if kind == "full" else {}),
+        **({"last_full_attempt_at": now} if kind == SyncKind.FULL else {}),
         message_column: message,
         at_column: now,
         "last_run_id": run_id,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from poster_pipeline.warehouse.engine import as_utc
-from poster_pipeline.warehouse.schema import REQUEST_STATUSES, sync_requests
+from poster_pipeline.warehouse.schema import REQUEST_STATUSES, RequestStatus, sync_requests
 
 __all__ = [
     "REQUEST_STATUSES",
@@ -85,7 +85,7 @@ def add_requests(
             "force": request.force,
             "requested_at": now,
             "requested_by": requested_by,
-            "status": "pending",
+            "status": RequestStatus.PENDING,
         }
         for request in requests
     ]
@@ -103,7 +103,10 @@ def request_history(
     t = sync_requests
     query = (
         sa.select(t.c.account, t.c.entity, t.c.status, t.c.force, sa.func.max(t.c.requested_at))
-        .where(t.c.account.in_(accounts), (t.c.status == "pending") | (t.c.requested_at > since))
+        .where(
+            t.c.account.in_(accounts),
+            (t.c.status == RequestStatus.PENDING) | (t.c.requested_at > since),
+        )
         .group_by(t.c.account, t.c.entity, t.c.status, t.c.force)
     )
     history: dict[tuple[str, str], RequestHistory] = {}
@@ -114,10 +117,10 @@ def request_history(
         if force and latest > since and (forced_at is None or latest > forced_at):
             forced_at = latest
         launched_at = seen.last_launched_at
-        if status == "launched" and (launched_at is None or latest > launched_at):
+        if status == RequestStatus.LAUNCHED and (launched_at is None or latest > launched_at):
             launched_at = latest
         history[(account, entity)] = RequestHistory(
-            pending=seen.pending or status == "pending",
+            pending=seen.pending or status == RequestStatus.PENDING,
             last_forced_at=forced_at,
             last_launched_at=launched_at,
         )
@@ -129,7 +132,7 @@ def prune_launched(conn: Connection, *, before: datetime) -> int:
     kept whatever their age: they are still owed a run."""
     result = conn.execute(
         sa.delete(sync_requests).where(
-            sync_requests.c.status == "launched", sync_requests.c.requested_at < before
+            sync_requests.c.status == RequestStatus.LAUNCHED, sync_requests.c.requested_at < before
         )
     )
     return result.rowcount
@@ -140,7 +143,7 @@ def pending_requests(engine: Engine, *, limit: int) -> list[SyncRequest]:
     t = sync_requests
     query = (
         sa.select(t.c.id, t.c.account, t.c.entity, t.c.force, t.c.requested_at, t.c.requested_by)
-        .where(t.c.status == "pending")
+        .where(t.c.status == RequestStatus.PENDING)
         .order_by(t.c.id)
         .limit(limit)
     )
@@ -168,8 +171,8 @@ def mark_launched(engine: Engine, run_keys: Mapping[int, str | None], *, now: da
     t = sync_requests
     statement = (
         sa.update(t)
-        .where(t.c.id == sa.bindparam("request_id"), t.c.status == "pending")
-        .values(status="launched", launched_at=now, run_key=sa.bindparam("key"))
+        .where(t.c.id == sa.bindparam("request_id"), t.c.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.LAUNCHED, launched_at=now, run_key=sa.bindparam("key"))
     )
     with engine.begin() as conn:
         result = conn.execute(
