@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from poster_pipeline.emulator import EmulatorConfig, emulator_command, start_in_thread
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_serves_100_000_ingredients() -> None:
