@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from poster_pipeline.warehouse.engine import as_utc
-from poster_pipeline.warehouse.schema import accounts, sync_status
+from poster_pipeline.warehouse.schema import accounts
+from poster_pipeline.warehouse.status import read_states
 
 __all__ = ["FullSyncState", "full_sync_states"]
 
@@ -38,29 +39,23 @@ def full_sync_states(engine: Engine, entities: Iterable[str]) -> list[FullSyncSt
     (an account the syncs skip entirely has none); ordered by account, then ``entities``'
     order. Deactivated accounts and ``sync_status`` rows of other entities are left out."""
     names = list(entities)
-    status = sa.select(
-        sync_status.c.account,
-        sync_status.c.entity,
-        sync_status.c.last_full_sync_at,
-        sync_status.c.last_full_attempt_at,
-        sync_status.c.last_full_error,
-    ).where(sync_status.c.entity.in_(names))
     active = sa.select(accounts.c.account, accounts.c.connected_at).where(accounts.c.is_active)
     with engine.connect() as conn:
         connected = {row.account: as_utc(row.connected_at) for row in conn.execute(active)}
-        rows = {(row.account, row.entity): row for row in conn.execute(status)}
+        synced = read_states(conn, sorted(connected), names)
     states: list[FullSyncState] = []
     for account in sorted(connected):
         for entity in names:
-            row = rows.get((account, entity))
+            state = synced.get((account, entity))
+            error = state.full_error if state else None
             states.append(
                 FullSyncState(
                     account,
                     entity,
                     connected[account],
-                    last_full_sync_at=as_utc(row.last_full_sync_at) if row else None,
-                    last_full_attempt_at=as_utc(row.last_full_attempt_at) if row else None,
-                    last_full_error=row.last_full_error if row else None,
+                    last_full_sync_at=state.last_full_sync_at if state else None,
+                    last_full_attempt_at=state.last_full_attempt_at if state else None,
+                    last_full_error=error.message if error else None,
                 )
             )
     return states
