@@ -37,11 +37,7 @@ from poster_pipeline.emulator import RunningEmulator
 from poster_pipeline.http.oauth_routes import AUTHORIZE_PATH, CALLBACK_PATH
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
-from poster_pipeline.orchestration.resources import (
-    PosterApiResource,
-    WarehouseResource,
-    WebhookQueueResource,
-)
+from poster_pipeline.orchestration.resources import resources_for
 from poster_pipeline.settings import SEED_ALIASES, Settings
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
@@ -85,18 +81,6 @@ class SyncSummary:
     deleted: int
 
 
-def _resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    return {
-        "poster_api": PosterApiResource(base_url=settings.api_url),
-        "warehouse": WarehouseResource(
-            database_url=settings.database_url,
-            data_dir=str(settings.data_dir),
-            token_key=settings.token_key,
-        ),
-        "webhook_queue": WebhookQueueResource(),
-    }
-
-
 def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]]:
     """Materialize every entity asset for ``account`` in this process (ephemeral instance)."""
     instance = dg.DagsterInstance.ephemeral()
@@ -105,7 +89,7 @@ def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]
         entity_assets(),
         partition_key=account,
         instance=instance,
-        resources=_resources(settings),
+        resources=resources_for(settings),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )

@@ -31,6 +31,7 @@ __all__ = [
     "SEED_TOKEN_VARIABLE",
     "Settings",
     "SettingsError",
+    "environment_holds",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,16 @@ def _positive(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N
         unit = "a whole number" if kind is int else "a number"
         raise SettingsError(f"{name} must be {unit} greater than 0, got {text!r}")
     return value
+
+
+def environment_holds(variable: str, value: str) -> bool:
+    """Whether ``variable`` holds exactly ``value`` in this process's environment.
+
+    A Dagster resource configured with a secret takes it as ``dg.EnvVar(variable)`` when this
+    holds, so that the UI shows the variable's name, never its value; :class:`Settings` built
+    or changed in code (tests, the demo) carry values the environment does not hold, and those
+    are passed as they are."""
+    return os.environ.get(variable) == value
 
 
 @dataclass(frozen=True)

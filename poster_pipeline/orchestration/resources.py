@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from poster_pipeline.alerts import AlertsResource
 from poster_pipeline.catalogue import Entity
 from poster_pipeline.poster.client import ClientSettings, PosterClient
-from poster_pipeline.settings import DEFAULT_DATA_DIR
+from poster_pipeline.settings import DEFAULT_DATA_DIR, Settings, environment_holds
 from poster_pipeline.sync import SyncServices
 from poster_pipeline.sync.drain import DrainLimits
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
@@ -18,7 +20,14 @@ from poster_pipeline.warehouse.engine import default_database_url, shared_engine
 from poster_pipeline.warehouse.guard import DeletionGuard
 from poster_pipeline.warehouse.queue import Claim, ClaimedEvent, RetryPolicy
 
-__all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource", "sync_services"]
+__all__ = [
+    "PipelineResources",
+    "PosterApiResource",
+    "WarehouseResource",
+    "WebhookQueueResource",
+    "resources_for",
+    "sync_services",
+]
 
 # A resource field that configures a dataclass's field takes that field's default, read from
 # the dataclass rather than copied, so the two cannot drift apart; a comment marks the few
@@ -176,4 +185,43 @@ def sync_services(poster_api: PosterApiResource, warehouse: WarehouseResource) -
         engine=warehouse.engine(),
         token_for=warehouse.accounts(with_tokens=True).token,
         client_for=poster_api.client,
+    )
+
+
+class PipelineResources(TypedDict):
+    """The resources the code location's assets, sensors and conditions ask for, by key."""
+
+    poster_api: PosterApiResource
+    warehouse: WarehouseResource
+    webhook_queue: WebhookQueueResource
+    alerts: AlertsResource
+
+
+def _secret(variable: str, value: str | None) -> str | dg.EnvVar | None:
+    """``value``, as ``dg.EnvVar(variable)`` when the environment holds it: the UI then shows
+    the variable's name, never the secret."""
+    if value and environment_holds(variable, value):
+        return dg.EnvVar(variable)
+    return value
+
+
+def resources_for(settings: Settings) -> PipelineResources:
+    """The resources configured by ``settings``: the one mapping from settings to resources,
+    used by the code location (``poster_pipeline/definitions.py``), the demo's one-off sync and,
+    through the warehouse, smart sync's condition. Settings not named here keep the resource's
+    default."""
+    return PipelineResources(
+        poster_api=PosterApiResource(base_url=settings.api_url),
+        warehouse=WarehouseResource(
+            database_url=_secret("POSTER_DATABASE_URL", settings.database_url),
+            data_dir=str(settings.data_dir),
+            token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
+            supplies_window_days=settings.supplies_window_days,
+        ),
+        webhook_queue=WebhookQueueResource(),
+        alerts=AlertsResource(
+            email_to=settings.alert_email_to,
+            smtp_url=_secret("POSTER_SMTP_URL", settings.smtp_url),
+            webhook_url=_secret("POSTER_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+        ),
     )
