@@ -223,5 +223,6 @@ def resources_for(settings: Settings) -> PipelineResources:
             email_to=settings.alert_email_to,
             smtp_url=_secret("POSTER_SMTP_URL", settings.smtp_url),
             webhook_url=_secret("POSTER_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+            dagster_url=settings.dagster_url,
         ),
     )

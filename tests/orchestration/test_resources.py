@@ -96,3 +96,10 @@ def test_unset_secrets_stay_unset(monkeypatch, tmp_path):
     warehouse = resources["warehouse"].process_config_and_initialize()
     assert (warehouse.database_url, warehouse.token_key) == (None, None)
     assert warehouse.url.startswith("sqlite:")
+
+
+def test_alerts_link_to_the_failed_run_in_the_dagster_ui_of_poster_dagster_url(monkeypatch):
+    """docs/deploy.md: POSTER_DAGSTER_URL is for the dashboard's and the alerts' links."""
+    monkeypatch.setenv("POSTER_DAGSTER_URL", "http://ops.example:3000/")
+    alerts = resources_for(Settings.from_env())["alerts"]
+    assert alerts.run_link("abc123") == "http://ops.example:3000/runs/abc123"
