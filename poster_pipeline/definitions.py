@@ -24,13 +24,17 @@ if settings.refusal is not None:
     # `serve` and `demo` refuse to start; raising here would take the whole code location down
     # (no sensor, schedule or sync would run), so the refusal is logged as an error instead.
     logging.getLogger(__name__).error("%s", settings.refusal)
+resources = resources_for(settings)
 
 
 defs = dg.Definitions(
     # Runs are small (one entity, or ten in a row): one process per run, not per step, saves
     # a ~2 s process start per step and ~120 MB per concurrent step (dagster-notes.md §8).
     executor=dg.in_process_executor,
-    assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),
+    # Smart sync's condition reads the full-sync clocks in the configured warehouse.
+    assets=entity_assets(
+        timedelta(hours=settings.smart_sync_window_hours), warehouse=resources["warehouse"]
+    ),
     asset_checks=events_applied_checks(),
     jobs=[full_sync_job, webhook_drain_job],
     schedules=[nightly_full_sync_schedule(settings.timezone)],
@@ -43,5 +47,5 @@ defs = dg.Definitions(
         sync_silence_alert(timedelta(hours=settings.smart_sync_window_hours)),
         sync_requests_sensor,
     ],
-    resources=resources_for(settings),
+    resources=resources,
 )

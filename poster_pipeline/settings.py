@@ -50,8 +50,8 @@ SEED_TOKEN_MESSAGE = (
     "Connect the account with `poster-pipeline accounts add --account NAME` (it asks for the "
     f"token), or through OAuth (/api/poster/oauth/authorize), then unset {SEED_TOKEN_VARIABLE}"
 )
-# Messages already logged by this process: settings are read again and again in long-lived
-# processes (Dagster's automation reads them on every evaluation), a warning once is enough.
+# Messages already logged by this process: settings may be read more than once in a process
+# (the code location, then its sensors' modules), a warning once is enough.
 _reported: set[str] = set()
 
 
