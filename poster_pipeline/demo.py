@@ -30,7 +30,6 @@ from types import FrameType
 
 import dagster as dg
 import requests
-import sqlalchemy as sa
 
 from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.emulator import RunningEmulator
@@ -42,7 +41,7 @@ from poster_pipeline.settings import SEED_ALIASES, Settings
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
-from poster_pipeline.warehouse.schema import entity_table
+from poster_pipeline.warehouse.row_counts import row_counts
 
 __all__ = [
     "DemoServices",
@@ -99,18 +98,19 @@ def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]
         if event.asset_key is not None
     }
     engine = create_warehouse_engine(settings.warehouse_url)
-    summaries = []
-    with engine.connect() as conn:
-        for spec in ENTITIES:
-            table = entity_table(spec)
-            active, total = conn.execute(
-                sa.select(sa.func.count().filter(~table.c.is_deleted), sa.func.count()).where(
-                    table.c.account == account
-                )
-            ).one()
-            rows = fetched.get(entity_asset_key(spec), 0)
-            summaries.append(SyncSummary(spec.name, rows, active, total - active))
-    engine.dispose()
+    try:
+        counts = row_counts(engine, account, ENTITIES)
+    finally:
+        engine.dispose()
+    summaries = [
+        SyncSummary(
+            spec.name,
+            fetched.get(entity_asset_key(spec), 0),
+            counts[spec.name].active,
+            counts[spec.name].deleted,
+        )
+        for spec in ENTITIES
+    ]
     return result.success, summaries
 
 
