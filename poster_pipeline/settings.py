@@ -137,19 +137,26 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        default = cls()  # an unset variable means the field's default, stated once above
         return cls(
-            api_url=env.get("POSTER_API_URL") or DEFAULT_API_URL,
+            api_url=env.get("POSTER_API_URL") or default.api_url,
             database_url=env.get("POSTER_DATABASE_URL") or None,
-            data_dir=Path(env.get("POSTER_DATA_DIR") or DEFAULT_DATA_DIR),
+            data_dir=Path(env.get("POSTER_DATA_DIR") or default.data_dir),
             token_key=env.get("POSTER_TOKEN_KEY") or None,
             application_id=_application_variable(env, "POSTER_APPLICATION_ID"),
             application_secret=_application_variable(env, "POSTER_APPLICATION_SECRET"),
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
             api_key=env.get("POSTER_API_KEY") or None,
-            timezone=env.get("POSTER_TIMEZONE") or "UTC",
-            smart_sync_window_hours=_positive(env, "POSTER_SMART_SYNC_HOURS", float, 24.0),
-            supplies_window_days=_positive(env, "POSTER_SUPPLIES_WINDOW_DAYS", int, 62),
-            webhook_sensor_interval_s=_positive(env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, 1),
+            timezone=env.get("POSTER_TIMEZONE") or default.timezone,
+            smart_sync_window_hours=_positive(
+                env, "POSTER_SMART_SYNC_HOURS", float, default.smart_sync_window_hours
+            ),
+            supplies_window_days=_positive(
+                env, "POSTER_SUPPLIES_WINDOW_DAYS", int, default.supplies_window_days
+            ),
+            webhook_sensor_interval_s=_positive(
+                env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, default.webhook_sensor_interval_s
+            ),
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,
