@@ -85,7 +85,7 @@ class WarehouseResource(dg.ConfigurableResource):
     list_only_max_share: float = 0.2
     list_only_min_rows: int = 5
     absence_sample_size: int = _GUARD.sample_size
-    supplies_window_days: int = 62
+    supplies_window_days: int = Settings().supplies_window_days  # POSTER_SUPPLIES_WINDOW_DAYS
 
     @property
     def url(self) -> str:
