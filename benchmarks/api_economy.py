@@ -22,7 +22,6 @@ benchmark warehouse; the emulator's ``/control/calls`` counters are the measure:
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -69,7 +68,6 @@ from sensors.webhooks import webhook_queue_sensor
 NAME = "API economy"
 BURST_TARGET = 2
 DAY = timedelta(hours=24)
-ASSETS = {asset.key: asset for asset in entity_assets(DAY)}
 _times = itertools.count(1_760_000_000)
 
 
@@ -124,6 +122,8 @@ class Pipeline:
             database_url=warehouse.url, data_dir=str(data_dir), token_key=warehouse.token_key
         )
         self.queue = WebhookQueueResource()
+        # Smart sync's condition reads this warehouse, as the code location's does.
+        self.assets = {a.key: a for a in entity_assets(DAY, warehouse=self.warehouse)}
         self.resources = {
             "poster_api": PosterApiResource(base_url=api_url, max_retries=0),
             "warehouse": self.warehouse,
@@ -135,7 +135,7 @@ class Pipeline:
 
     def materialize(self, keys: Sequence[dg.AssetKey], request: dg.RunRequest) -> None:
         result = dg.materialize(
-            [ASSETS[key] for key in keys],
+            [self.assets[key] for key in keys],
             partition_key=request.partition_key,
             instance=self.instance,
             run_config=request.run_config,
@@ -147,7 +147,7 @@ class Pipeline:
             raise BenchmarkBroken(f"a run of {[k.to_user_string() for k in keys]} failed")
 
     def full_sync(self) -> None:
-        self.materialize(list(ASSETS), dg.RunRequest(partition_key=ACCOUNT.name))
+        self.materialize(list(self.assets), dg.RunRequest(partition_key=ACCOUNT.name))
 
     def queue_event(self, obj: str, object_id: int) -> None:
         """Store one webhook as the receiver does (the signature was checked there)."""
@@ -192,7 +192,7 @@ class Pipeline:
     def nightly(self, tick: datetime) -> list[dg.RunRequest]:
         schedule = nightly_full_sync_schedule("UTC")
         defs = dg.Definitions(
-            assets=list(ASSETS.values()),
+            assets=list(self.assets.values()),
             jobs=[full_sync_job],
             schedules=[schedule],
             resources=self.resources,
@@ -205,19 +205,19 @@ class Pipeline:
         ) as context:
             run_requests = list(schedule.evaluate_tick(context).run_requests or [])
         for request in run_requests:
-            self.materialize(list(ASSETS), request)
+            self.materialize(list(self.assets), request)
         return run_requests
 
     def smart_sync(self, at: datetime) -> int:
         """Evaluate smart sync at ``at``; materialize what it requests; returns how many
         (entity, account) syncs it asked for."""
-        defs = dg.Definitions(assets=list(ASSETS.values()), resources=self.resources)
+        defs = dg.Definitions(assets=list(self.assets.values()), resources=self.resources)
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=self.instance, cursor=self.cursor, evaluation_time=at
         )
         self.cursor = result.cursor
         asked = 0
-        for key in ASSETS:
+        for key in self.assets:
             for partition in result.get_requested_partitions(key):
                 self.materialize([key], dg.RunRequest(partition_key=partition))
                 asked += 1
@@ -365,8 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     burst_size = 20 if args.smoke else 1_000
     ingredients = 200 if args.smoke else 2_000
     warehouse = bench_warehouse()
-    # Smart sync's condition reads the warehouse from the environment, as in the daemon.
-    os.environ["POSTER_DATABASE_URL"] = warehouse.url
     with (
         tempfile.TemporaryDirectory(prefix="bench-economy-") as tmp,
         running([]) as processes,

@@ -7,16 +7,11 @@ from datetime import timedelta
 
 import dagster as dg
 
-from poster_pipeline.alerts import AlertsResource
 from poster_pipeline.orchestration.assets import entity_assets
 from poster_pipeline.orchestration.automation import smart_sync_sensor
 from poster_pipeline.orchestration.drain import events_applied_checks, webhook_drain_job
 from poster_pipeline.orchestration.jobs import full_sync_job
-from poster_pipeline.orchestration.resources import (
-    PosterApiResource,
-    WarehouseResource,
-    WebhookQueueResource,
-)
+from poster_pipeline.orchestration.resources import resources_for
 from poster_pipeline.orchestration.schedules import nightly_full_sync_schedule
 from poster_pipeline.settings import Settings
 from sensors.accounts import account_partitions_sensor
@@ -29,18 +24,17 @@ if settings.refusal is not None:
     # `serve` and `demo` refuse to start; raising here would take the whole code location down
     # (no sensor, schedule or sync would run), so the refusal is logged as an error instead.
     logging.getLogger(__name__).error("%s", settings.refusal)
-
-
-def _secret(name: str, value: str | None) -> dg.EnvVar | None:
-    """Pass secrets as EnvVar so the UI shows the variable's name, never its value."""
-    return dg.EnvVar(name) if value else None
+resources = resources_for(settings)
 
 
 defs = dg.Definitions(
     # Runs are small (one entity, or ten in a row): one process per run, not per step, saves
     # a ~2 s process start per step and ~120 MB per concurrent step (docs/dagster-notes.md §8).
     executor=dg.in_process_executor,
-    assets=entity_assets(timedelta(hours=settings.smart_sync_window_hours)),
+    # Smart sync's condition reads the full-sync clocks in the configured warehouse.
+    assets=entity_assets(
+        timedelta(hours=settings.smart_sync_window_hours), warehouse=resources["warehouse"]
+    ),
     asset_checks=events_applied_checks(),
     jobs=[full_sync_job, webhook_drain_job],
     schedules=[nightly_full_sync_schedule(settings.timezone)],
@@ -53,19 +47,5 @@ defs = dg.Definitions(
         sync_silence_alert(timedelta(hours=settings.smart_sync_window_hours)),
         sync_requests_sensor,
     ],
-    resources={
-        "poster_api": PosterApiResource(base_url=settings.api_url),
-        "warehouse": WarehouseResource(
-            database_url=_secret("POSTER_DATABASE_URL", settings.database_url),
-            data_dir=str(settings.data_dir),
-            token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
-            supplies_window_days=settings.supplies_window_days,
-        ),
-        "webhook_queue": WebhookQueueResource(),
-        "alerts": AlertsResource(
-            email_to=settings.alert_email_to,
-            smtp_url=_secret("POSTER_SMTP_URL", settings.smtp_url),
-            webhook_url=_secret("POSTER_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
-        ),
-    },
+    resources=resources,
 )

@@ -30,23 +30,18 @@ from types import FrameType
 
 import dagster as dg
 import requests
-import sqlalchemy as sa
 
 from poster_pipeline.catalogue import ENTITIES
 from poster_pipeline.emulator import RunningEmulator
 from poster_pipeline.http.oauth_routes import AUTHORIZE_PATH, CALLBACK_PATH
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
-from poster_pipeline.orchestration.resources import (
-    PosterApiResource,
-    WarehouseResource,
-    WebhookQueueResource,
-)
+from poster_pipeline.orchestration.resources import resources_for
 from poster_pipeline.settings import SEED_ALIASES, Settings
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
 from poster_pipeline.warehouse.engine import create_warehouse_engine
 from poster_pipeline.warehouse.migrate import upgrade
-from poster_pipeline.warehouse.schema import entity_table
+from poster_pipeline.warehouse.row_counts import row_counts
 
 __all__ = [
     "DemoServices",
@@ -85,18 +80,6 @@ class SyncSummary:
     deleted: int
 
 
-def _resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    return {
-        "poster_api": PosterApiResource(base_url=settings.api_url),
-        "warehouse": WarehouseResource(
-            database_url=settings.database_url,
-            data_dir=str(settings.data_dir),
-            token_key=settings.token_key,
-        ),
-        "webhook_queue": WebhookQueueResource(),
-    }
-
-
 def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]]:
     """Materialize every entity asset for ``account`` in this process (ephemeral instance)."""
     instance = dg.DagsterInstance.ephemeral()
@@ -105,7 +88,7 @@ def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]
         entity_assets(),
         partition_key=account,
         instance=instance,
-        resources=_resources(settings),
+        resources=resources_for(settings),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
@@ -115,18 +98,19 @@ def sync_once(settings: Settings, account: str) -> tuple[bool, list[SyncSummary]
         if event.asset_key is not None
     }
     engine = create_warehouse_engine(settings.warehouse_url)
-    summaries = []
-    with engine.connect() as conn:
-        for spec in ENTITIES:
-            table = entity_table(spec)
-            active, total = conn.execute(
-                sa.select(sa.func.count().filter(~table.c.is_deleted), sa.func.count()).where(
-                    table.c.account == account
-                )
-            ).one()
-            rows = fetched.get(entity_asset_key(spec), 0)
-            summaries.append(SyncSummary(spec.name, rows, active, total - active))
-    engine.dispose()
+    try:
+        counts = row_counts(engine, account, ENTITIES)
+    finally:
+        engine.dispose()
+    summaries = [
+        SyncSummary(
+            spec.name,
+            fetched.get(entity_asset_key(spec), 0),
+            counts[spec.name].active,
+            counts[spec.name].deleted,
+        )
+        for spec in ENTITIES
+    ]
     return result.success, summaries
 
 

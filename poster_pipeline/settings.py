@@ -31,6 +31,7 @@ __all__ = [
     "SEED_TOKEN_VARIABLE",
     "Settings",
     "SettingsError",
+    "environment_holds",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ SEED_TOKEN_MESSAGE = (
     "Connect the account with `poster-pipeline accounts add --account NAME` (it asks for the "
     f"token), or through OAuth (/api/poster/oauth/authorize), then unset {SEED_TOKEN_VARIABLE}"
 )
-# Messages already logged by this process: settings are read again and again in long-lived
-# processes (Dagster's automation reads them on every evaluation), a warning once is enough.
+# Messages already logged by this process: settings may be read more than once in a process
+# (the code location, then its sensors' modules), a warning once is enough.
 _reported: set[str] = set()
 
 
@@ -99,6 +100,16 @@ def _positive(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N
     return value
 
 
+def environment_holds(variable: str, value: str) -> bool:
+    """Whether ``variable`` holds exactly ``value`` in this process's environment.
+
+    A Dagster resource configured with a secret takes it as ``dg.EnvVar(variable)`` when this
+    holds, so that the UI shows the variable's name, never its value; :class:`Settings` built
+    or changed in code (tests, the demo) carry values the environment does not hold, and those
+    are passed as they are."""
+    return os.environ.get(variable) == value
+
+
 @dataclass(frozen=True)
 class Settings:
     """What an operator configures. Secrets are excluded from ``repr``."""
@@ -126,19 +137,26 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        default = cls()  # an unset variable means the field's default, stated once above
         return cls(
-            api_url=env.get("POSTER_API_URL") or DEFAULT_API_URL,
+            api_url=env.get("POSTER_API_URL") or default.api_url,
             database_url=env.get("POSTER_DATABASE_URL") or None,
-            data_dir=Path(env.get("POSTER_DATA_DIR") or DEFAULT_DATA_DIR),
+            data_dir=Path(env.get("POSTER_DATA_DIR") or default.data_dir),
             token_key=env.get("POSTER_TOKEN_KEY") or None,
             application_id=_application_variable(env, "POSTER_APPLICATION_ID"),
             application_secret=_application_variable(env, "POSTER_APPLICATION_SECRET"),
             redirect_uri=env.get("POSTER_REDIRECT_URI") or None,
             api_key=env.get("POSTER_API_KEY") or None,
-            timezone=env.get("POSTER_TIMEZONE") or "UTC",
-            smart_sync_window_hours=_positive(env, "POSTER_SMART_SYNC_HOURS", float, 24.0),
-            supplies_window_days=_positive(env, "POSTER_SUPPLIES_WINDOW_DAYS", int, 62),
-            webhook_sensor_interval_s=_positive(env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, 1),
+            timezone=env.get("POSTER_TIMEZONE") or default.timezone,
+            smart_sync_window_hours=_positive(
+                env, "POSTER_SMART_SYNC_HOURS", float, default.smart_sync_window_hours
+            ),
+            supplies_window_days=_positive(
+                env, "POSTER_SUPPLIES_WINDOW_DAYS", int, default.supplies_window_days
+            ),
+            webhook_sensor_interval_s=_positive(
+                env, "POSTER_WEBHOOK_SENSOR_INTERVAL", int, default.webhook_sensor_interval_s
+            ),
             alert_email_to=env.get("POSTER_ALERT_EMAIL_TO") or None,
             smtp_url=env.get("POSTER_SMTP_URL") or None,
             alert_webhook_url=env.get("POSTER_ALERT_WEBHOOK_URL") or None,

@@ -192,3 +192,9 @@ def test_the_supplies_window_is_a_whole_number_of_days():
     for bad in ("0", "-5", "two months", "1.5"):
         with pytest.raises(SettingsError, match="POSTER_SUPPLIES_WINDOW_DAYS"):
             Settings.from_env({"POSTER_SUPPLIES_WINDOW_DAYS": bad})
+
+
+def test_an_empty_environment_gives_every_default():
+    """An unset (or empty) variable means the field's default: one place states each."""
+    assert Settings.from_env({}) == Settings()
+    assert Settings.from_env({"POSTER_SMART_SYNC_HOURS": "", "POSTER_TIMEZONE": ""}) == Settings()

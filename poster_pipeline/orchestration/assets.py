@@ -205,13 +205,17 @@ def _full_sync(
 
 
 def entity_asset(
-    spec: Entity, smart_sync_window: timedelta = DEFAULT_WINDOW
+    spec: Entity,
+    smart_sync_window: timedelta = DEFAULT_WINDOW,
+    *,
+    warehouse: WarehouseResource | None = None,
 ) -> dg.AssetsDefinition:
     """The asset that keeps ``spec``'s table in step with Poster, one partition per account.
 
     Its freshness policy shows in the UI when any sync (full or partial) is older than the
     window; its automation condition (smart sync) asks for a full sync when the last *full*
-    one is.
+    one in ``warehouse`` is. Without a ``warehouse`` (a run that only materializes: tests,
+    the demo's one-off sync) the asset has no automation condition.
     """
     key = entity_asset_key(spec)
     deletion = (
@@ -232,7 +236,9 @@ def entity_asset(
         f"{deletion} are marked deleted, never dropped.",
         metadata={"table": spec.table, "dagster/column_schema": _column_schema(spec)},
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=smart_sync_window),
-        automation_condition=smart_sync_condition(spec.name, smart_sync_window),
+        automation_condition=None
+        if warehouse is None
+        else smart_sync_condition(spec.name, smart_sync_window, warehouse),
         check_specs=[
             dg.AssetCheckSpec(UNIQUE_KEYS, asset=key, description="Poster listed each id once."),
             dg.AssetCheckSpec(
@@ -253,5 +259,8 @@ def entity_asset(
     return _sync
 
 
-def entity_assets(smart_sync_window: timedelta = DEFAULT_WINDOW) -> list[dg.AssetsDefinition]:
-    return [entity_asset(spec, smart_sync_window) for spec in ENTITIES]
+def entity_assets(
+    smart_sync_window: timedelta = DEFAULT_WINDOW, *, warehouse: WarehouseResource | None = None
+) -> list[dg.AssetsDefinition]:
+    """One asset per catalogue entity (see :func:`entity_asset`)."""
+    return [entity_asset(spec, smart_sync_window, warehouse=warehouse) for spec in ENTITIES]

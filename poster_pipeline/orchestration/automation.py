@@ -12,48 +12,51 @@ import warnings
 from datetime import datetime, timedelta
 
 import dagster as dg
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
-from poster_pipeline.settings import Settings
-from poster_pipeline.warehouse.engine import as_utc, shared_engine
+from poster_pipeline.orchestration.resources import WarehouseResource
 from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
-from poster_pipeline.warehouse.schema import accounts, sync_status
+from poster_pipeline.warehouse.silence import full_sync_states
 
 __all__ = ["FullSyncDue", "accounts_due", "smart_sync_condition", "smart_sync_sensor"]
 
 
 def accounts_due(
-    entity: str, *, now: datetime, window: timedelta, retry_after: timedelta
+    engine: Engine, entity: str, *, now: datetime, window: timedelta, retry_after: timedelta
 ) -> set[str]:
-    """The active accounts whose ``entity`` needs a full sync, read from the warehouse."""
-    engine = shared_engine(Settings.from_env().warehouse_url)
-    status = sync_status.alias("status")
-    query = (
-        sa.select(accounts.c.account, status.c.last_full_sync_at, status.c.last_full_attempt_at)
-        .select_from(
-            accounts.outerjoin(
-                status, (status.c.account == accounts.c.account) & (status.c.entity == entity)
-            )
-        )
-        .where(accounts.c.is_active)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    """The active accounts whose ``entity`` needs a full sync, by their full-sync clocks in
+    ``engine``'s warehouse."""
     return {
-        account
-        for account, synced_at, attempted_at in rows
+        state.account
+        for state in full_sync_states(engine, [entity])
         if needs_full_sync(
-            as_utc(synced_at), as_utc(attempted_at), now=now, window=window, retry_after=retry_after
+            state.last_full_sync_at,
+            state.last_full_attempt_at,
+            now=now,
+            window=window,
+            retry_after=retry_after,
         )
     }
 
 
 class FullSyncDue(dg.AutomationCondition):
-    """True for the partitions (active accounts) whose entity needs a full sync."""
+    """True for the partitions (active accounts) whose entity needs a full sync.
 
-    def __init__(self, entity: str, window: timedelta, retry_after: timedelta = RETRY_AFTER):
+    Dagster gives a condition no resources: it holds the code location's configured
+    ``warehouse`` itself, and resolves it (its ``EnvVar``s) when evaluated, in the code server
+    (the condition is Python, so it is never serialised: the UI gets its name only).
+    """
+
+    def __init__(
+        self,
+        entity: str,
+        window: timedelta,
+        warehouse: WarehouseResource,
+        retry_after: timedelta = RETRY_AFTER,
+    ):
         self.entity = entity
         self.window = window
+        self.warehouse = warehouse
         self.retry_after = retry_after
 
     @property
@@ -61,7 +64,9 @@ class FullSyncDue(dg.AutomationCondition):
         return f"last full sync older than {self.window.total_seconds() / 3600:g} h"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        warehouse = self.warehouse.process_config_and_initialize()
         due = accounts_due(
+            warehouse.engine(),
             self.entity,
             now=context.evaluation_time,
             window=self.window,
@@ -76,10 +81,13 @@ class FullSyncDue(dg.AutomationCondition):
         )
 
 
-def smart_sync_condition(entity: str, window: timedelta) -> dg.AutomationCondition:
-    return (FullSyncDue(entity, window) & ~dg.AutomationCondition.in_progress()).with_label(
-        "smart sync"
-    )
+def smart_sync_condition(
+    entity: str, window: timedelta, warehouse: WarehouseResource
+) -> dg.AutomationCondition:
+    """Smart sync of ``entity``, reading the full-sync clocks in ``warehouse``."""
+    return (
+        FullSyncDue(entity, window, warehouse) & ~dg.AutomationCondition.in_progress()
+    ).with_label("smart sync")
 
 
 # `use_user_code_server` is beta in Dagster 1.13, and the only way to evaluate a condition

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
+from poster_pipeline.alerts import AlertsResource
 from poster_pipeline.catalogue import Entity
-from poster_pipeline.poster.client import DEFAULT_API_URL, ClientSettings, PosterClient
-from poster_pipeline.settings import DEFAULT_DATA_DIR
+from poster_pipeline.poster.client import ClientSettings, PosterClient
+from poster_pipeline.settings import DEFAULT_DATA_DIR, Settings, environment_holds
 from poster_pipeline.sync import SyncServices
 from poster_pipeline.sync.drain import DrainLimits
 from poster_pipeline.warehouse.accounts import AccountStore, cipher_for
@@ -18,7 +20,22 @@ from poster_pipeline.warehouse.engine import default_database_url, shared_engine
 from poster_pipeline.warehouse.guard import DeletionGuard
 from poster_pipeline.warehouse.queue import Claim, ClaimedEvent, RetryPolicy
 
-__all__ = ["PosterApiResource", "WarehouseResource", "WebhookQueueResource", "sync_services"]
+__all__ = [
+    "PipelineResources",
+    "PosterApiResource",
+    "WarehouseResource",
+    "WebhookQueueResource",
+    "resources_for",
+    "sync_services",
+]
+
+# A resource field that configures a dataclass's field takes that field's default, read from
+# the dataclass rather than copied, so the two cannot drift apart; a comment marks the few
+# that differ on purpose.
+_CLIENT = ClientSettings()
+_GUARD = DeletionGuard()
+_RETRY = RetryPolicy()
+_DRAIN = DrainLimits()
 
 
 class PosterApiResource(dg.ConfigurableResource):
@@ -28,11 +45,11 @@ class PosterApiResource(dg.ConfigurableResource):
     accounts table), the transport settings do not. Tests point ``base_url`` at the emulator.
     """
 
-    base_url: str = DEFAULT_API_URL
-    requests_per_second: float = 5.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    max_retries: int = 4
+    base_url: str = _CLIENT.base_url
+    requests_per_second: float = _CLIENT.requests_per_second
+    connect_timeout: float = _CLIENT.connect_timeout
+    read_timeout: float = _CLIENT.read_timeout
+    max_retries: int = _CLIENT.max_retries
 
     def client(self, token: str, account: str) -> PosterClient:
         return PosterClient(
@@ -63,12 +80,12 @@ class WarehouseResource(dg.ConfigurableResource):
     database_url: str | None = None
     data_dir: str = DEFAULT_DATA_DIR
     token_key: str | None = None
-    mass_delete_max_share: float = 0.5
-    mass_delete_min_rows: int = 20
+    mass_delete_max_share: float = _GUARD.max_share
+    mass_delete_min_rows: int = _GUARD.min_rows
     list_only_max_share: float = 0.2
     list_only_min_rows: int = 5
-    absence_sample_size: int = 3
-    supplies_window_days: int = 62
+    absence_sample_size: int = _GUARD.sample_size
+    supplies_window_days: int = Settings().supplies_window_days  # POSTER_SUPPLIES_WINDOW_DAYS
 
     @property
     def url(self) -> str:
@@ -113,16 +130,18 @@ class WebhookQueueResource(dg.ConfigurableResource):
     stuck or saturated.
     """
 
-    max_attempts: int = 8
-    backoff_base_s: float = 15.0
-    backoff_cap_s: float = 3600.0
+    max_attempts: int = _RETRY.max_attempts
+    backoff_base_s: float = _RETRY.base.total_seconds()
+    backoff_cap_s: float = _RETRY.cap.total_seconds()
     claim_lease_s: float = 600.0
     claim_batch: int = 10_000
-    single_fetch_limit: int = 10
+    single_fetch_limit: int = _DRAIN.single_fetch_limit
+    #: More than DrainLimits' 8: a code location's drain serves every account at once.
     drain_workers: int = 32
-    lock_wait_s: float = 5.0
+    lock_wait_s: float = _DRAIN.lock_wait
+    #: DrainLimits takes one claim by default; a run keeps taking so a stream needs no new run.
     drain_take_for_s: float = 300.0
-    drain_idle_s: float = 10.0
+    drain_idle_s: float = _DRAIN.idle_for
     drain_handoff_s: float = 30.0
 
     def retry_policy(self) -> RetryPolicy:
@@ -166,4 +185,44 @@ def sync_services(poster_api: PosterApiResource, warehouse: WarehouseResource) -
         engine=warehouse.engine(),
         token_for=warehouse.accounts(with_tokens=True).token,
         client_for=poster_api.client,
+    )
+
+
+class PipelineResources(TypedDict):
+    """The resources the code location's assets, sensors and conditions ask for, by key."""
+
+    poster_api: PosterApiResource
+    warehouse: WarehouseResource
+    webhook_queue: WebhookQueueResource
+    alerts: AlertsResource
+
+
+def _secret(variable: str, value: str | None) -> str | dg.EnvVar | None:
+    """``value``, as ``dg.EnvVar(variable)`` when the environment holds it: the UI then shows
+    the variable's name, never the secret."""
+    if value and environment_holds(variable, value):
+        return dg.EnvVar(variable)
+    return value
+
+
+def resources_for(settings: Settings) -> PipelineResources:
+    """The resources configured by ``settings``: the one mapping from settings to resources,
+    used by the code location (``poster_pipeline/definitions.py``), the demo's one-off sync and,
+    through the warehouse, smart sync's condition. Settings not named here keep the resource's
+    default."""
+    return PipelineResources(
+        poster_api=PosterApiResource(base_url=settings.api_url),
+        warehouse=WarehouseResource(
+            database_url=_secret("POSTER_DATABASE_URL", settings.database_url),
+            data_dir=str(settings.data_dir),
+            token_key=_secret("POSTER_TOKEN_KEY", settings.token_key),
+            supplies_window_days=settings.supplies_window_days,
+        ),
+        webhook_queue=WebhookQueueResource(),
+        alerts=AlertsResource(
+            email_to=settings.alert_email_to,
+            smtp_url=_secret("POSTER_SMTP_URL", settings.smtp_url),
+            webhook_url=_secret("POSTER_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+            dagster_url=settings.dagster_url,
+        ),
     )

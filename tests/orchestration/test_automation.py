@@ -18,24 +18,29 @@ from poster_pipeline.orchestration.resources import (
     PosterApiResource,
     WarehouseResource,
     WebhookQueueResource,
+    resources_for,
 )
 from poster_pipeline.orchestration.schedules import NIGHTLY_CRON, nightly_full_sync_schedule
+from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.freshness import needs_full_sync
 from poster_pipeline.warehouse.schema import sync_status
 from tests.databases import fresh_engine, postgres_url
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
-ASSETS = entity_assets(DAY)
 INGREDIENTS = entity_asset_key(entity("ingredients"))
-DEFS = dg.Definitions(
-    assets=ASSETS,
-    resources={
-        "poster_api": PosterApiResource(),
-        "warehouse": WarehouseResource(),
-        "webhook_queue": WebhookQueueResource(),
-    },
-)
+
+
+def defs_for(warehouse: WarehouseResource) -> dg.Definitions:
+    """The entity assets, smart sync reading ``warehouse``, as the code location has them."""
+    return dg.Definitions(
+        assets=entity_assets(DAY, warehouse=warehouse),
+        resources={
+            "poster_api": PosterApiResource(),
+            "warehouse": warehouse,
+            "webhook_queue": WebhookQueueResource(),
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,6 +61,8 @@ def test_the_smart_sync_rule(synced_ago, attempted_ago, due):
     assert needs_full_sync(synced, attempted, now=NOW, window=DAY) is due
 
 
+UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:9/not-this-warehouse?connect_timeout=2"
+DUE = {"never-synced", "stale", "stale-recent-partial"}
 ACCOUNT_STATES = {
     "never-synced": None,
     "fresh": (timedelta(hours=2), None),
@@ -68,9 +75,10 @@ ACCOUNT_STATES = {
 
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch) -> WarehouseResource:
-    """A PostgreSQL warehouse with one account per situation, and the env smart sync reads."""
+    """A PostgreSQL warehouse with one account per situation. The environment names another
+    warehouse, which does not answer: smart sync must read the one it is configured with."""
     fresh_engine("postgresql", tmp_path).dispose()
-    monkeypatch.setenv("POSTER_DATABASE_URL", postgres_url())
+    monkeypatch.setenv("POSTER_DATABASE_URL", UNREACHABLE)
     resource = WarehouseResource(
         database_url=postgres_url(),
         data_dir=str(tmp_path),
@@ -99,25 +107,39 @@ def warehouse(tmp_path, monkeypatch) -> WarehouseResource:
     return resource
 
 
-def requested(instance: dg.DagsterInstance) -> set[str]:
-    result = dg.evaluate_automation_conditions(defs=DEFS, instance=instance, evaluation_time=NOW)
+def requested(defs: dg.Definitions, instance: dg.DagsterInstance) -> set[str]:
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
     return result.get_requested_partitions(INGREDIENTS)
 
 
 def test_smart_sync_requests_exactly_the_stale_idle_active_accounts(warehouse):
+    defs = defs_for(warehouse)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(ACCOUNTS, list(ACCOUNT_STATES))
     instance.create_run_for_job(
-        job_def=DEFS.resolve_implicit_global_asset_job_def(),
+        job_def=defs.resolve_implicit_global_asset_job_def(),
         asset_selection=frozenset([INGREDIENTS]),
         tags={"dagster/partition": "in-flight"},
         status=dg.DagsterRunStatus.STARTED,
     )
-    assert requested(instance) == {"never-synced", "stale", "stale-recent-partial"}
+    assert requested(defs, instance) == DUE
+
+
+def test_smart_sync_reads_the_warehouse_the_code_location_configures(
+    warehouse, monkeypatch, tmp_path
+):
+    """As in definitions.py: the warehouse comes from resources_for, its URL as an EnvVar
+    that the condition resolves when it is evaluated."""
+    monkeypatch.setenv("POSTER_DATABASE_URL", postgres_url())
+    configured = resources_for(Settings.from_env())["warehouse"]
+    assert isinstance(configured.database_url, dg.EnvVar)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(ACCOUNTS, list(ACCOUNT_STATES))
+    assert requested(defs_for(configured), instance) == DUE | {"in-flight"}
 
 
 def test_every_entity_asset_carries_the_policy_and_the_condition():
-    for asset in ASSETS:
+    for asset in entity_assets(DAY, warehouse=WarehouseResource()):
         spec = asset.specs_by_key[asset.key]
         assert spec.freshness_policy is not None
         assert "smart sync" in str(spec.automation_condition.get_label())
@@ -132,7 +154,7 @@ def test_the_nightly_schedule_requests_the_active_accounts_with_a_partition(ware
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(ACCOUNTS, [a for a in ACCOUNT_STATES if a != "fresh"])
         defs = dg.Definitions.merge(
-            DEFS, dg.Definitions(jobs=[full_sync_job], schedules=[schedule])
+            defs_for(warehouse), dg.Definitions(jobs=[full_sync_job], schedules=[schedule])
         )
         with dg.build_schedule_context(
             instance=instance,
