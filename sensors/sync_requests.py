@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from poster_pipeline.catalogue import ENTITIES, entity
-from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key
-from poster_pipeline.orchestration.dagster_tags import RUN_KEY_TAG
+from poster_pipeline.orchestration.assets import entity_asset_key
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource
+from poster_pipeline.orchestration.tags import RUN_KEY_TAG, SYNC_TAG
 from poster_pipeline.warehouse.status import SyncKind
 from poster_pipeline.warehouse.sync_requests import SyncRequest, mark_launched, pending_requests
 

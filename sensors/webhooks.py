@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from poster_pipeline.orchestration.assets import SYNC_TAG
-from poster_pipeline.orchestration.dagster_tags import PRIORITY_TAG
 from poster_pipeline.orchestration.drain import DRAIN_OP, DrainConfig, webhook_drain_job
 from poster_pipeline.orchestration.partitions import ACCOUNTS, accounts_partitions
 from poster_pipeline.orchestration.resources import WarehouseResource, WebhookQueueResource
+from poster_pipeline.orchestration.tags import PRIORITY_TAG, SYNC_TAG
 from poster_pipeline.settings import Settings
 from poster_pipeline.warehouse.queue import EventGroup, group_claimed, oldest_due
 from poster_pipeline.warehouse.status import SyncKind

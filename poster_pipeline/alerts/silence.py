@@ -7,7 +7,7 @@ account), so nothing fails and nobody hears. A pair (active account × catalogue
 window ago or more (48 h with the default 24 h): smart sync alone would have run one by then.
 
 Pure (no I/O, time is a parameter): the warehouse side is
-:mod:`poster_pipeline.warehouse.silence`, the sending side
+:mod:`poster_pipeline.warehouse.full_syncs`, the sending side
 :mod:`poster_pipeline.alerts.silence_notify`.
 
 When silence is measured from
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from poster_pipeline.alerts.alert import Alert
-from poster_pipeline.warehouse.silence import FullSyncState
+from poster_pipeline.warehouse.full_syncs import FullSyncState
 
 __all__ = [
     "KEY_PREFIX",

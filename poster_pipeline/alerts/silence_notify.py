@@ -32,7 +32,7 @@ from poster_pipeline.warehouse.alerts_sent import (
     forget_alerts,
     release_alerts,
 )
-from poster_pipeline.warehouse.silence import full_sync_states
+from poster_pipeline.warehouse.full_syncs import full_sync_states
 
 __all__ = ["SilenceOutcome", "check_silence"]
 

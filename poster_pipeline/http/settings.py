@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poster_pipeline.http.client_faults import BODY_TIMEOUT_SECONDS
-from poster_pipeline.poster.client import DEFAULT_API_URL
-from poster_pipeline.settings import DEFAULT_DATA_DIR, Settings
+from poster_pipeline.settings import Settings
 
 __all__ = ["ReceiverConfigError", "ReceiverSettings"]
 
@@ -63,10 +62,10 @@ class ReceiverSettings:
     api_key: str | None = field(default=None, repr=False)
     application_id: str | None = None
     redirect_uri: str | None = None
-    api_url: str = DEFAULT_API_URL
+    api_url: str = Settings.api_url
     token_key: str | None = field(default=None, repr=False)
-    data_dir: Path = Path(DEFAULT_DATA_DIR)
-    smart_sync_window_hours: float = 24.0
+    data_dir: Path = Settings.data_dir
+    smart_sync_window_hours: float = Settings.smart_sync_window_hours
     force_interval_seconds: float = 60.0
     dagster_url: str | None = None
 

@@ -29,6 +29,7 @@ from poster_pipeline.orchestration.resources import (
     WarehouseResource,
     sync_services,
 )
+from poster_pipeline.orchestration.tags import SYNC_TAG
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.sync import SyncFailed, run_full_sync
 from poster_pipeline.sync.procedure import PREVIEW_ROWS
@@ -37,7 +38,6 @@ from poster_pipeline.warehouse.schema import entity_table
 from poster_pipeline.warehouse.status import SyncKind
 
 __all__ = [
-    "SYNC_TAG",
     "SyncConfig",
     "entity_asset",
     "entity_asset_key",
@@ -45,7 +45,6 @@ __all__ = [
     "sync_metadata",
 ]
 
-SYNC_TAG = "poster/sync"  # run tag: a SyncKind, "full" or "partial"
 UNIQUE_KEYS = "unique_keys"
 DELETION_GUARD = "deletion_guard"
 DEFAULT_WINDOW = timedelta(hours=24)

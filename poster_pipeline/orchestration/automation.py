@@ -15,8 +15,10 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from poster_pipeline.orchestration.resources import WarehouseResource
+from poster_pipeline.orchestration.tags import SYNC_TAG
 from poster_pipeline.warehouse.freshness import RETRY_AFTER, needs_full_sync
-from poster_pipeline.warehouse.silence import full_sync_states
+from poster_pipeline.warehouse.full_syncs import full_sync_states
+from poster_pipeline.warehouse.status import SyncKind
 
 __all__ = ["FullSyncDue", "accounts_due", "smart_sync_condition", "smart_sync_sensor"]
 
@@ -103,7 +105,7 @@ with warnings.catch_warnings():
         use_user_code_server=True,  # FullSyncDue is Python that reads the warehouse
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
-        run_tags={"poster/sync": "full"},
+        run_tags={SYNC_TAG: SyncKind.FULL.value},
         description="Requests a full sync of each entity and account whose last successful "
         "full sync is older than the smart-sync window (POSTER_SMART_SYNC_HOURS, default 24).",
     )

@@ -20,13 +20,14 @@ from pydantic import Field
 
 from poster_pipeline.alerts.run_failure import FAILED_SYNCS
 from poster_pipeline.catalogue import ENTITIES, Entity, entity
-from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, sync_metadata
+from poster_pipeline.orchestration.assets import entity_asset_key, sync_metadata
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
     WarehouseResource,
     WebhookQueueResource,
     sync_services,
 )
+from poster_pipeline.orchestration.tags import SYNC_TAG
 from poster_pipeline.sync import PartialSyncResult, drain
 from poster_pipeline.warehouse.queue import unapplied_events
 from poster_pipeline.warehouse.status import SyncKind

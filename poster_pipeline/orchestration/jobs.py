@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from poster_pipeline.orchestration.assets import SYNC_TAG
+from poster_pipeline.orchestration.tags import SYNC_TAG
 from poster_pipeline.warehouse.status import SyncKind
 
 full_sync_job = dg.define_asset_job(

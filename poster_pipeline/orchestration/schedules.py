@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from poster_pipeline.orchestration.assets import SYNC_TAG
-from poster_pipeline.orchestration.dagster_tags import PARTITION_TAG, SCHEDULE_NAME_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.nightly import due_nightly
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import WarehouseResource
+from poster_pipeline.orchestration.tags import PARTITION_TAG, SCHEDULE_NAME_TAG, SYNC_TAG
 from poster_pipeline.time_zones import time_zone
 from poster_pipeline.warehouse.status import SyncKind
 

@@ -15,7 +15,7 @@ from poster_pipeline.alerts.silence import (
     silence_key,
     silence_threshold,
 )
-from poster_pipeline.warehouse.silence import FullSyncState
+from poster_pipeline.warehouse.full_syncs import FullSyncState
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=24)

@@ -15,7 +15,7 @@ import requests
 import sqlalchemy as sa
 
 from poster_pipeline.catalogue import entity, entity_for_webhook_object
-from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, entity_assets
+from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.drain import (
     DRAIN_OP,
     EVENTS_APPLIED,
@@ -27,6 +27,7 @@ from poster_pipeline.orchestration.resources import (
     PosterApiResource,
     WebhookQueueResource,
 )
+from poster_pipeline.orchestration.tags import SYNC_TAG
 from poster_pipeline.poster.webhooks import WebhookEvent
 from poster_pipeline.warehouse.locks import sync_lock
 from poster_pipeline.warehouse.queue import enqueue, queue_counts

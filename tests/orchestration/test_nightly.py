@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from poster_pipeline.orchestration.assets import entity_assets
-from poster_pipeline.orchestration.dagster_tags import PARTITION_TAG, RUN_KEY_TAG
 from poster_pipeline.orchestration.jobs import full_sync_job
 from poster_pipeline.orchestration.nightly import due_nightly, nightly_instant
 from poster_pipeline.orchestration.partitions import ACCOUNTS
@@ -26,6 +25,7 @@ from poster_pipeline.orchestration.schedules import (
     NIGHTLY_TICK,
     nightly_full_sync_schedule,
 )
+from poster_pipeline.orchestration.tags import PARTITION_TAG, RUN_KEY_TAG
 from poster_pipeline.warehouse.schema import accounts
 from tests.databases import fresh_engine, postgres_url
 

@@ -14,14 +14,14 @@ from cryptography.fernet import Fernet
 
 from poster_pipeline.catalogue import entity
 from poster_pipeline.http import ReceiverSettings, create_app
-from poster_pipeline.orchestration.assets import SYNC_TAG, entity_asset_key, entity_assets
-from poster_pipeline.orchestration.dagster_tags import RUN_KEY_TAG
+from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
 from poster_pipeline.orchestration.partitions import ACCOUNTS
 from poster_pipeline.orchestration.resources import (
     PosterApiResource,
     WarehouseResource,
     WebhookQueueResource,
 )
+from poster_pipeline.orchestration.tags import RUN_KEY_TAG, SYNC_TAG
 from poster_pipeline.warehouse.schema import accounts, sync_status
 from poster_pipeline.warehouse.sync_requests import NewSyncRequest, add_requests, sync_requests
 from sensors.sync_requests import sync_requests_sensor

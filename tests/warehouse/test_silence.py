@@ -18,11 +18,11 @@ from poster_pipeline.warehouse.alerts_sent import (
     forget_alerts,
     release_alerts,
 )
-from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
-from poster_pipeline.warehouse.silence import (
+from poster_pipeline.warehouse.full_syncs import (
     FullSyncState,
     full_sync_states,
 )
+from poster_pipeline.warehouse.schema import accounts, alerts_sent, sync_status
 from poster_pipeline.warehouse.status import record_failure, record_success
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

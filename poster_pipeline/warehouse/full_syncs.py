@@ -1,6 +1,8 @@
-"""What the silence alert reads: each active account's full-sync state per entity.
+"""Each active account's full-sync state per entity: what smart sync's condition and the
+silence alert read.
 
-The decision is :mod:`poster_pipeline.alerts.silence`, pure; its de-duplication state is in
+Their decisions are pure (:func:`~poster_pipeline.warehouse.freshness.needs_full_sync`,
+:mod:`poster_pipeline.alerts.silence`); the silence alert's de-duplication state is in
 :mod:`poster_pipeline.warehouse.alerts_sent`.
 """
 

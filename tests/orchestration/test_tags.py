@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from poster_pipeline.orchestration import dagster_tags
+from poster_pipeline.orchestration import tags as dagster_tags
 from poster_pipeline.orchestration.schedules import nightly_full_sync_schedule
 
 
