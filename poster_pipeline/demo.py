@@ -32,6 +32,7 @@ import dagster as dg
 import requests
 
 from poster_pipeline.catalogue import ENTITIES
+from poster_pipeline.demo_output import StoppingOutput
 from poster_pipeline.emulator import RunningEmulator
 from poster_pipeline.http.oauth_routes import AUTHORIZE_PATH, CALLBACK_PATH
 from poster_pipeline.orchestration.assets import entity_asset_key, entity_assets
@@ -379,8 +380,16 @@ def run_ui(
     with _StopRequested() as stop:
         children = {
             "the webhook receiver": subprocess.Popen(receiver_argv, env=env, process_group=0),
-            "Dagster": subprocess.Popen(dagster_argv, env=env, process_group=0),
+            "Dagster": subprocess.Popen(
+                dagster_argv,
+                env=env,
+                process_group=0,
+                stdout=None if verbose else subprocess.PIPE,
+                stderr=None if verbose else subprocess.STDOUT,
+            ),
         }
+        dagster_out = children["Dagster"].stdout
+        output = None if dagster_out is None else StoppingOutput(dagster_out, stop)
         code = 0
         try:
             waiting = dict(checks)
@@ -403,6 +412,10 @@ def run_ui(
             for name, child in children.items():
                 if not _stop_group(child, deadline):
                     log.warning("%s did not stop within %.0f s: killed", name, STOP_GRACE_SECONDS)
+            if output is not None:
+                output.close()
+                if (note := output.note()) is not None:
+                    log.info("%s", note)
     return code
 
 
