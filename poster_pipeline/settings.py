@@ -15,6 +15,7 @@ instead (see ``poster_pipeline/definitions.py``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def _positive(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N
         value = kind(text)
     except ValueError:
         value = kind(0)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         unit = "a whole number" if kind is int else "a number"
         raise SettingsError(f"{name} must be {unit} greater than 0, got {text!r}")
     return value

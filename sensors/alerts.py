@@ -132,6 +132,8 @@ def sync_silence_alert(smart_sync_window: timedelta) -> dg.SensorDefinition:
             now=datetime.now(UTC),
             threshold=threshold,
             log=context.log,
+            # Where to see whether the sensors and the schedule that sync are running.
+            link=alerts.ui_link("/automation"),
         )
         return dg.SensorResult(skip_reason=outcome.summary(), cursor=outcome.cursor.to_json())
 

@@ -168,6 +168,8 @@ def test_the_code_location_loads_and_logs_the_refusal_as_an_error(tmp_path: Path
     ("variable", "value"),
     [
         ("POSTER_SMART_SYNC_HOURS", "a day"),
+        ("POSTER_SMART_SYNC_HOURS", "nan"),
+        ("POSTER_SMART_SYNC_HOURS", "inf"),
         ("POSTER_SMART_SYNC_HOURS", "-1"),
         ("POSTER_WEBHOOK_SENSOR_INTERVAL", "0"),
         ("POSTER_WEBHOOK_SENSOR_INTERVAL", "1.5"),

@@ -52,9 +52,13 @@ class AlertsResource(dg.ConfigurableResource):
     def window(self) -> timedelta:
         return timedelta(minutes=self.window_minutes)
 
-    def run_link(self, run_id: str) -> str | None:
+    def ui_link(self, path: str) -> str | None:
+        """``path`` in the Dagster UI, or None without ``dagster_url``."""
         base = (self.dagster_url or "").strip().rstrip("/")
-        return f"{base}/runs/{run_id}" if base else None
+        return f"{base}{path}" if base else None
+
+    def run_link(self, run_id: str) -> str | None:
+        return self.ui_link(f"/runs/{run_id}")
 
     def notifiers(self, log: logging.Logger) -> list[Notifier]:
         """The configured notifiers; call once per evaluation (it logs why one is missing)."""

@@ -31,10 +31,6 @@ class PosterRecord:
     raw: Mapping[str, Any]
     is_deleted: bool = False
 
-    def identity(self, entity: Entity) -> tuple[Any, ...]:
-        """The record's key after ``account``: (scope, id) for stock, (id,) otherwise."""
-        return tuple(self.values[k] for k in entity.keys)
-
 
 _Coercers = tuple[tuple[str, Callable[[Any], Any]], ...]
 _coercers_by_entity: dict[str, _Coercers] = {}

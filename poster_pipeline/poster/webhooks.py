@@ -132,7 +132,10 @@ def data_id(event: WebhookEvent, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         return None
     text = str(value).strip()
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit(), not to int()
+        return None
+    number = int(text)
+    return number if number < 2**63 else None  # what a BIGINT column holds
 
 
 def _digest(parts: list[str], secret: str) -> str:

@@ -18,7 +18,7 @@ Most entities are one list call. Two are not:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Collection, Generator, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -52,7 +52,6 @@ class Listing:
 
     records: Generator[PosterRecord, None, None]
     window: tuple[datetime, datetime] | None = None
-    scopes: tuple[int, ...] = ()
 
 
 def supply_window(today: date, *, days: int, since: date | None = None) -> tuple[date, date]:
@@ -68,11 +67,30 @@ def supply_window(today: date, *, days: int, since: date | None = None) -> tuple
 
 
 def scoped_records(
-    client: PosterClient, spec: Entity, scope_ids: Iterable[int]
+    client: PosterClient,
+    spec: Entity,
+    scope_ids: Iterable[int],
+    must_list: Collection[int] = (),
 ) -> Generator[PosterRecord, None, None]:
-    """Each scope's list in turn, as one stream (one call per scope, made as it is reached)."""
+    """Each scope's list in turn, as one stream (one call per scope, made as it is reached).
+
+    A scope in ``must_list`` (a storage that has stock rows) that lists nothing fails the
+    stream: with zero balances asked for, a storage lists every ingredient, so an empty answer
+    is a fault, not a storage emptied of every ingredient at once (as the webhook path judges
+    it too, :func:`~poster_pipeline.poster.fetch.fetch_objects`)."""
     for scope_id in scope_ids:
-        yield from client.iter_list(spec, **{str(spec.scope): scope_id})
+        listed = 0
+        for record in client.iter_list(spec, **{str(spec.scope): scope_id}):
+            listed += 1
+            yield record
+        if not listed and scope_id in must_list:
+            raise PosterProtocolError(
+                f"{spec.scope} {scope_id} has stock rows but listed nothing; stock was not "
+                "changed. If it really holds no ingredient, run the sync again with "
+                "allow_mass_delete: true",
+                method=spec.list_method,
+                account=client.account,
+            )
 
 
 def full_listing(
@@ -91,8 +109,8 @@ def full_listing(
     ``confirm_absence`` false (a forced ``allow_mass_delete`` sync) skips asking Poster for
     the storages missing from the list."""
     if spec.scope is not None:
-        live = _live_storages(client, spec, conn, account, confirm_absence)
-        return Listing(scoped_records(client, spec, live), scopes=tuple(live))
+        live, held = _live_storages(client, spec, conn, account, confirm_absence)
+        return Listing(scoped_records(client, spec, live, held if confirm_absence else ()))
     if spec.window_field is not None:
         first, last = supply_window(today, days=window_days, since=since)
         records = client.iter_list(
@@ -105,8 +123,9 @@ def full_listing(
 
 def _live_storages(
     client: PosterClient, spec: Entity, conn: Connection, account: str, confirm_absence: bool
-) -> list[int]:
-    """The live storages to read stock of, once the storages list is judged trustworthy."""
+) -> tuple[list[int], set[int]]:
+    """The live storages to read stock of, once the storages list is judged trustworthy, and
+    the storages that have stock rows in the warehouse."""
     storages = client.fetch_list(STORAGES)
     if not storages:
         raise PosterProtocolError(
@@ -130,4 +149,4 @@ def _live_storages(
                 method=STORAGES.list_method,
                 account=client.account,
             )
-    return sorted(record.id for record in storages if not record.is_deleted)
+    return sorted(record.id for record in storages if not record.is_deleted), held

@@ -73,7 +73,7 @@ class SyncReport:
     restored: int
     unchanged: int
     duplicates: int
-    active_before: int
+    active_before: int  # of the rows the read covered (a supplies sync: its window)
     active_total: int
     rows_total: int
     guard_overridden: bool
@@ -272,24 +272,28 @@ def _statements(
     # Which rows a sync marks deleted unless staged: in a full sync every row Poster no longer
     # lists (of the scopes and the window that were read); in a partial sync only the named
     # ids Poster says are gone.
-    vanishing = (
+    # The rows the read covers: the deletion guard weighs what vanished against these, so a
+    # supplies window is not weighed against years of history.
+    covered: sa.ColumnElement[bool] = sa.true()
+    if scoped and spec.scope is not None:
+        scope = table.c[spec.scope]
+        covered &= scope.in_(sa.bindparam("scope_ids", expanding=True, type_=scope.type))
+    if windowed and spec.window_field is not None:
+        when = table.c[spec.window_field]
+        covered &= (when >= _bound("window_from", when.type)) & (
+            when < _bound("window_to", when.type)
+        )
+    absent = (
         ~sa.exists().where(*(stage.c[k] == table.c[k] for k in spec.keys))
         if full
         else key.in_(sa.bindparam("missing_ids", expanding=True, type_=key.type))
     )
-    if scoped and spec.scope is not None:
-        scope = table.c[spec.scope]
-        vanishing &= scope.in_(sa.bindparam("scope_ids", expanding=True, type_=scope.type))
-    if windowed and spec.window_field is not None:
-        when = table.c[spec.window_field]
-        vanishing &= (when >= _bound("window_from", when.type)) & (
-            when < _bound("window_to", when.type)
-        )
+    vanishing = absent & covered
     count = sa.func.count
     return _Statements(
         plan_staged=_plan_staged(spec, stage, account),
         plan_current=sa.select(
-            count().filter(~table.c.is_deleted).label("active"),
+            count().filter(~table.c.is_deleted & covered).label("active"),
             count().filter(~table.c.is_deleted & vanishing).label("vanished"),
         ).where(table.c.account == account),
         upsert=_upsert_changed(spec, stage, dialect, account, now),

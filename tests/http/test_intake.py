@@ -35,7 +35,18 @@ def test_every_catalogue_object_is_queued_for_its_entity(obj, entity, action):
     assert classify(hook, ACTIVE) == Classification(entity, None)
 
 
-@pytest.mark.parametrize("data", [None, "not json", "[2]", '{"storage_id":"x"}', '{"type":1}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "not json",
+        "[2]",
+        '{"storage_id":"x"}',
+        '{"type":1}',
+        '{"storage_id":"\u00b2"}',  # a digit to str.isdigit(), not to int()
+        '{"storage_id":"9223372036854775808"}',  # beyond a BIGINT
+    ],
+)
 def test_a_stock_hook_that_names_no_storage_is_ignored_with_a_reason(data):
     classified = classify(event(object="stock", data=data), ACTIVE)
     assert classified == Classification("stock", "stock hook without data.storage_id")

@@ -229,6 +229,26 @@ def test_a_failing_storage_fails_the_whole_stock_sync_and_changes_nothing(world)
     assert balance(world, 1, 1) == 999
 
 
+def test_a_storage_that_has_stock_and_lists_nothing_fails_the_sync_and_changes_nothing(world):
+    """With zero balances asked for, a storage lists every ingredient: an empty answer for
+    one of three storages is a fault, and its rows stay (the share guard alone would let a
+    third of the rows go)."""
+    sync(world, STOCK)
+    before = rows(world, STOCK, "storage_id", "ingredient_id", "storage_ingredient_left")
+    control(
+        world,
+        "POST",
+        "faults",
+        json={"method": "storage.getStorageLeftovers", "kind": "empty", "after": 1, "times": 1},
+    )
+    try:
+        with pytest.raises(SyncFailed, match="listed nothing"):
+            sync(world, STOCK)
+    finally:
+        control(world, "DELETE", "faults")
+    assert rows(world, STOCK, "storage_id", "ingredient_id", "storage_ingredient_left") == before
+
+
 def test_stock_of_a_storage_gone_from_the_list_is_deleted_only_once_poster_confirms(world):
     sync(world, STOCK)
     # The storages list cut short: storage 3 is missing, yet storage.getStorage still has it.
