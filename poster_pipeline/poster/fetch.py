@@ -34,7 +34,7 @@ from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError, PosterNotFoundError, PosterProtocolError
 from poster_pipeline.poster.records import PosterRecord
 
-__all__ = ["FetchStrategy", "Fetched", "count_still_in_poster", "fetch_objects", "uses_list"]
+__all__ = ["FetchStrategy", "Fetched", "fetch_objects", "live_in_poster", "uses_list"]
 
 
 class FetchStrategy(StrEnum):
@@ -109,15 +109,17 @@ def fetch_objects(
     )
 
 
-def count_still_in_poster(client: PosterClient, spec: Entity, ids: Iterable[int]) -> int:
-    """How many of ``ids`` Poster still has (live, not flagged deleted), asked one by one: a
+def live_in_poster(client: PosterClient, spec: Entity, ids: Iterable[int]) -> list[PosterRecord]:
+    """The objects of ``ids`` Poster still has (live, not flagged deleted), asked one by one: a
     full sync's check that rows missing from a list are really gone. An error other than a
     not-found is raised: what cannot be checked is not taken as gone."""
-    still = 0
+    live = []
     for object_id in ids:
         with suppress(PosterNotFoundError):
-            still += not client.fetch_one(spec, object_id).is_deleted
-    return still
+            record = client.fetch_one(spec, object_id)
+            if not record.is_deleted:
+                live.append(record)
+    return live
 
 
 def _from_list(client: PosterClient, spec: Entity, wanted: frozenset[int]) -> list[PosterRecord]:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from poster_pipeline.catalogue import Entity, entity
 from poster_pipeline.poster.client import PosterClient
 from poster_pipeline.poster.errors import PosterError
-from poster_pipeline.poster.fetch import FetchStrategy, count_still_in_poster, fetch_objects
+from poster_pipeline.poster.fetch import FetchStrategy, fetch_objects, live_in_poster
 from poster_pipeline.poster.records import PosterRecord
 from poster_pipeline.sync.listing import full_listing
 from poster_pipeline.warehouse.accounts import AccountError
@@ -133,8 +133,8 @@ def run_full_sync(
                     guard=guard,
                     allow_mass_delete=allow_mass_delete,
                     run_id=run_id,
-                    still_in_poster=(
-                        partial(count_still_in_poster, client, spec) if spec.single_method else None
+                    live_in_poster=(
+                        partial(live_in_poster, client, spec) if spec.single_method else None
                     ),
                 )
     except MassDeleteRefused as refused:

@@ -217,6 +217,16 @@ def _insert_stage(
         conn.execute(stage.insert(), batch)
 
 
+#: A windowed full sync asks Poster for each row that vanished from its window, up to this
+#: many (a supply's date moved out of the window is not a deletion); beyond, it samples.
+MOVED_CHECK_LIMIT = 50
+
+
+def _inside(spec: Entity, record: PosterRecord, window: tuple[datetime, datetime]) -> bool:
+    when = record.values.get(str(spec.window_field))
+    return when is None or window[0] <= when < window[1]
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What applying the staged snapshot would do, counted before anything is written."""
@@ -416,7 +426,7 @@ def _apply(
     allow_mass_delete: bool,
     run_id: str | None,
     in_transaction: Callable[[Connection], int] | None = None,
-    still_in_poster: Callable[[list[int]], int] | None = None,
+    live_in_poster: Callable[[list[int]], list[PosterRecord]] | None = None,
     scopes: Collection[int] | None = None,
     window: tuple[datetime, datetime] | None = None,
     kind: SyncKind | None = None,
@@ -461,13 +471,21 @@ def _apply(
             )
             if refused and guard is not None and not allow_mass_delete:
                 raise MassDeleteRefused(spec.name, account, plan.to_delete, plan.active, guard)
-            if plan.vanished and guard and still_in_poster and not allow_mass_delete:
+            if plan.vanished and guard and live_in_poster and not allow_mass_delete:
                 vanished = list(conn.execute(statements.vanished_ids, params).scalars())
-                sample = sample_evenly(vanished, guard.sample_size)
-                still = still_in_poster(sample)
-                if still:
+                moved_checked = window is not None and len(vanished) <= MOVED_CHECK_LIMIT
+                asked = vanished if moved_checked else sample_evenly(vanished, guard.sample_size)
+                live = live_in_poster(asked)
+                moved = [r for r in live if window and not _inside(spec, r, window)]
+                if len(moved) < len(live) or (live and not moved_checked):
                     raise AbsenceRefuted(
-                        spec.name, account, plan.to_delete, plan.active, still, len(sample)
+                        spec.name, account, plan.to_delete, plan.active, len(live), len(asked)
+                    )
+                if moved:  # staged like the list's records: updated, no longer vanished
+                    _insert_stage(conn, stage, tally.number(moved))
+                    plan = _Plan(
+                        **conn.execute(statements.plan_staged, params).one()._asdict(),
+                        **conn.execute(statements.plan_current, params).one()._asdict(),
                     )
             if plan.rewrites:
                 conn.execute(statements.upsert, params)
@@ -509,7 +527,7 @@ def full_sync(
     guard: DeletionGuard | None = None,
     allow_mass_delete: bool = False,
     run_id: str | None = None,
-    still_in_poster: Callable[[list[int]], int] | None = None,
+    live_in_poster: Callable[[list[int]], list[PosterRecord]] | None = None,
     window: tuple[datetime, datetime] | None = None,
 ) -> SyncReport:
     """Make the warehouse match ``records``, Poster's complete list of ``spec`` for ``account``
@@ -518,8 +536,12 @@ def full_sync(
 
     Raises :class:`MassDeleteRefused`, with nothing changed, when the guard (default: over 50 %
     of at least 20 active rows) refuses and ``allow_mass_delete`` is false. Before rows that
-    vanished from the list are marked deleted, ``still_in_poster`` is given a sample of their
-    ids and answers how many Poster still has: any, and :class:`AbsenceRefuted` is raised.
+    vanished from the list are marked deleted, ``live_in_poster`` is given a sample of their
+    ids and answers the records Poster still has live: any, and :class:`AbsenceRefuted` is
+    raised. With a ``window``, every vanished row is asked for (up to
+    :data:`MOVED_CHECK_LIMIT`): one Poster still has with a date outside the window was moved
+    there (its webhook lost), and is updated instead of deleted; one inside it means the list
+    was cut short.
     """
     return _apply(
         bind,
@@ -531,7 +553,7 @@ def full_sync(
         guard=guard or DeletionGuard(),
         allow_mass_delete=allow_mass_delete,
         run_id=run_id,
-        still_in_poster=still_in_poster,
+        live_in_poster=live_in_poster,
         window=window,
     )
 

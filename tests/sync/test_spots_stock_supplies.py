@@ -4,7 +4,7 @@ venues with their storages, the balance of every ingredient on every storage, de
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -307,6 +307,27 @@ def test_a_supply_deleted_in_poster_inside_the_window_is_marked_deleted(world):
     report = sync(world, SUPPLIES).report
     assert report.marked_deleted == 1
     assert newest["supply_id"] not in {i for (i,) in rows(world, SUPPLIES, "supply_id")}
+
+
+def test_a_supply_whose_date_moved_out_of_the_window_is_updated_not_deleted(world):
+    """Its webhook lost, a supply Poster moved 100 days back vanishes from the window's list;
+    storage.getSupply still has it, so the sync takes its new date instead of refusing or
+    deleting it."""
+    today = datetime.now(UTC).date()
+    sync(world, SUPPLIES, since=today - timedelta(days=130))
+    newest = max(
+        (s for s in supplies_in_poster(world) if not s["delete"]), key=lambda s: s["date"]
+    )
+    moved_to = datetime.combine(today - timedelta(days=100), time(10))
+    control(
+        world,
+        "PATCH",
+        f"{ACCOUNT.name}/supplies/{newest['supply_id']}",
+        json={"date": moved_to.strftime("%Y-%m-%d %H:%M:%S"), "supply_comment": "moved"},
+    )
+    report = sync(world, SUPPLIES).report  # the 62-day window
+    assert (report.marked_deleted, report.updated) == (0, 1)
+    assert (newest["supply_id"], moved_to) in rows(world, SUPPLIES, "supply_id", "date")
 
 
 def test_a_supply_webhook_stores_the_getters_major_units_as_minor_units(world):
