@@ -315,9 +315,7 @@ def test_a_supply_whose_date_moved_out_of_the_window_is_updated_not_deleted(worl
     deleting it."""
     today = datetime.now(UTC).date()
     sync(world, SUPPLIES, since=today - timedelta(days=130))
-    newest = max(
-        (s for s in supplies_in_poster(world) if not s["delete"]), key=lambda s: s["date"]
-    )
+    newest = max((s for s in supplies_in_poster(world) if not s["delete"]), key=lambda s: s["date"])
     moved_to = datetime.combine(today - timedelta(days=100), time(10))
     control(
         world,
