@@ -43,7 +43,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -59,6 +58,7 @@ from benchmarks.figures import (
 )
 from benchmarks.stack import (
     bench_warehouse,
+    far_from_three_am,
     machine_summary,
     receiver_env,
     running,
@@ -208,16 +208,6 @@ def growth(engine: sa.Engine, before: Snapshot, after: Snapshot) -> Growth:
 
 
 # -- the stack ------------------------------------------------------------------------------
-
-
-def far_from_three_am() -> str:
-    """A fixed-offset time zone where it is now about 15:00, so that the nightly schedule
-    (03:00 local, with a 6-hour catch-up) launches nothing during the measurement."""
-    offset = (15 - datetime.now(UTC).hour) % 24
-    if offset > 12:
-        offset -= 24
-    # Etc/GMT's sign is POSIX's, the reverse of ISO's: Etc/GMT-5 is UTC+5.
-    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 @dataclass(frozen=True)
